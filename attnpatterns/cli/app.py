@@ -12,7 +12,6 @@ import typer
 
 #: Command modules (under ``attnpatterns.cli``), in the order their commands appear in ``--help``.
 COMMAND_MODULES: list[str] = [
-    "extract",
 ]
 
 app = typer.Typer(
