@@ -1,0 +1,150 @@
+"""Raw attention maps α and norm-weighted maps ‖α_ij f_h(x_j)‖ (Kobayashi et al. 2020), captured with hooks.
+
+For head h of a layer, f_h(x) = (x W_V + b_V)_h W_O^h, where W_O^h is head h's block of input columns of the
+attention output projection: the vector head h adds to the residual stream for token x, before the output bias,
+residual and LayerNorm. Because α_ij is a scalar, ‖α_ij f_h(x_j)‖ = α_ij ‖f_h(x_j)‖, so the norm map is the raw
+map with column j scaled by ‖f_h(x_j)‖. We never materialise α·f(x) (batch × heads × T × T × hidden): only the
+per-token norms (batch × heads × T) are computed, from the value projection captured by a hook.
+
+Masked heads (head mask 0) produce no map; heads keep their original (layer, head) ids even after surgery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from attnpatterns.constants import MAP_KINDS
+from attnpatterns.models.adapter import get_adapter
+from attnpatterns.pruning.gates import Gates
+
+# Bound on elements of one (B, T, heads, hidden) projection chunk when computing ‖f_h(x_j)‖.
+_MAX_PROJECTION_ELEMENTS = 1 << 24
+
+
+@dataclass
+class LayerMaps:
+    """Maps of one layer for one batch: ``maps[kind]`` is (B, H_kept, T, T); ``head_ids`` are original ids."""
+
+    head_ids: list[int]
+    maps: dict[str, torch.Tensor]
+
+
+class MapCapture:
+    """Hooks that collect raw and/or normed maps of every kept head during a forward pass.
+
+    Usage::
+
+        with MapCapture(model, kinds=("raw", "normed"), head_mask=m) as cap:
+            model(**batch)
+        layers = cap.pop()   # list[LayerMaps], one per layer
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        kinds: tuple[str, ...] = MAP_KINDS,
+        head_mask: np.ndarray | None = None,
+        mlp_mask: np.ndarray | None = None,
+    ):
+        unknown = [k for k in kinds if k not in MAP_KINDS]
+        if unknown or not kinds:
+            raise ValueError(f"map kinds must be a non-empty subset of {MAP_KINDS}, got {kinds}")
+        self.model = model
+        self.kinds = tuple(kinds)
+        self.adapter = get_adapter(model)
+        self.gates = Gates(model, head_mask, mlp_mask)
+        mask = self.gates.head.detach().cpu().numpy()
+        self.kept: list[list[int]] = []  # original ids, per layer
+        self.positions: list[list[int]] = []  # positions in the layer's current weight matrices
+        for layer in range(self.adapter.num_layers):
+            ids = self.adapter.head_ids(layer)
+            pos = [p for p, h in enumerate(ids) if mask[layer, h] == 1]
+            self.positions.append(pos)
+            self.kept.append([ids[p] for p in pos])
+        self._values: dict[int, torch.Tensor] = {}
+        self._out: list[LayerMaps | None] = [None] * self.adapter.num_layers
+        self._handles: list = []
+
+    def _value_hook(self, layer: int):
+        def hook(module, args, output):
+            self._values[layer] = output.detach()
+
+        return hook
+
+    def _attention_hook(self, layer: int):
+        head_dim = self.adapter.head_dim
+        w_out_module = self.adapter.layer(layer).attn_out
+
+        def hook(module, args, output):
+            probs = output[1]
+            if probs is None:
+                raise RuntimeError(
+                    "the model returned no attention probabilities; load it with attn_implementation='eager' "
+                    "(attnpatterns.models.load_model does)."
+                )
+            pos = self.positions[layer]
+            value_out = self._values.pop(layer, None)
+            if not pos:
+                self._out[layer] = LayerMaps([], {})
+                return None
+            idx = torch.as_tensor(pos, device=probs.device)
+            alpha = probs.detach().index_select(1, idx).float()  # (B, Hk, T, T)
+            maps = {}
+            if "raw" in self.kinds:
+                maps["raw"] = alpha
+            if "normed" in self.kinds:
+                B, T, _ = value_out.shape
+                v = value_out.view(B, T, -1, head_dim)  # (B, T, Hc, d)
+                norms = _value_norms(v, w_out_module.weight.detach(), pos, head_dim)  # (B, Hk, T)
+                maps["normed"] = alpha * norms[:, :, None, :]  # column j scaled by ‖f_h(x_j)‖
+            self._out[layer] = LayerMaps(list(self.kept[layer]), maps)
+            return None
+
+        return hook
+
+    def install(self) -> "MapCapture":
+        self.gates.install()
+        for layer in range(self.adapter.num_layers):
+            mods = self.adapter.layer(layer)
+            if "normed" in self.kinds:
+                self._handles.append(mods.value.register_forward_hook(self._value_hook(layer)))
+            self._handles.append(mods.self_attention.register_forward_hook(self._attention_hook(layer)))
+        return self
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.gates.remove()
+
+    def __enter__(self) -> "MapCapture":
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def pop(self) -> list[LayerMaps]:
+        out = self._out
+        if any(x is None for x in out):
+            raise RuntimeError("no maps were captured for some layers; run a forward pass inside the context first")
+        self._out = [None] * self.adapter.num_layers
+        return out  # type: ignore[return-value]
+
+
+def _value_norms(v: torch.Tensor, w_out: torch.Tensor, positions: list[int], head_dim: int) -> torch.Tensor:
+    """‖(x W_V + b_V)_h W_O^h‖ for the heads at ``positions``: v (B, T, Hc, d), w_out (hidden, Hc*d) → (B, Hk, T)."""
+    B, T, _, d = v.shape
+    hidden = w_out.shape[0]
+    idx = torch.as_tensor(positions, device=v.device, dtype=torch.long)
+    v = v.float().index_select(2, idx)  # (B, T, Hk, d)
+    w = w_out.float().view(hidden, -1, d).index_select(1, idx)  # (hidden, Hk, d)
+    step = max(1, _MAX_PROJECTION_ELEMENTS // max(1, B * T * hidden))
+    norms = []
+    for start in range(0, len(positions), step):
+        f = torch.einsum("bthd,ohd->bhto", v[:, :, start : start + step], w[:, start : start + step])  # (B,h,T,hid)
+        norms.append(torch.linalg.vector_norm(f, dim=-1))  # (B, h, T)
+    return torch.cat(norms, dim=1)

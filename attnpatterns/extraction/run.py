@@ -1,0 +1,264 @@
+"""``extract_maps``: run a model over inputs and write every kept head's raw and normed maps to a run folder.
+
+Work goes in chunks (one safetensors shard each), so memory stays flat however many examples there are, and a
+killed run resumes where it stopped: rerun with the same configuration and finished examples are skipped. A folder
+that holds a *different* run (another model, inputs, masks, kinds or dtype) is never overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS
+from attnpatterns.data.records import InputError, TextExample
+from attnpatterns.extraction.maps import MapCapture
+from attnpatterns.extraction.store import (
+    HEADS_FILE,
+    RUN_TYPE,
+    MapRun,
+    ShardWriter,
+    prepare_resume,
+    write_json,
+)
+from attnpatterns.manifest import base_manifest
+from attnpatterns.masks import check_head_mask, check_mlp_mask
+from attnpatterns.models.adapter import model_device
+from attnpatterns.models.loading import LoadedModel
+
+DTYPES = ("float16", "float32")
+
+
+class RunExistsError(FileExistsError):
+    """The output folder holds something other than this run; pass overwrite=True (--overwrite) to replace it."""
+
+
+@dataclass
+class ExtractionConfig:
+    """Everything that determines the maps of a run (and so its fingerprint)."""
+
+    kinds: tuple[str, ...] = MAP_KINDS
+    dtype: str = "float16"
+    max_length: int = 128
+    batch_size: int = 16
+    chunk_size: int = 64  # examples per shard
+    inputs: dict = field(default_factory=dict)  # how the inputs were obtained (file + hash, task/split, ...)
+
+    def __post_init__(self) -> None:
+        self.kinds = tuple(self.kinds)
+        if not self.kinds or any(k not in MAP_KINDS for k in self.kinds):
+            raise ValueError(f"kinds must be a non-empty subset of {MAP_KINDS}, got {self.kinds}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.max_length < 4:
+            raise ValueError("max_length must be at least 4 tokens")
+        if self.batch_size < 1 or self.chunk_size < 1:
+            raise ValueError("batch_size and chunk_size must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fingerprint(model: LoadedModel, config: ExtractionConfig, head_mask, mlp_mask, examples) -> str:
+    """A hash of what decides the content of the run (not how fast it is made: batch and chunk sizes excluded)."""
+    ident = {
+        "model": [model.path, model.revision, type(model.model).__name__],
+        "kinds": list(config.kinds),
+        "dtype": config.dtype,
+        "max_length": config.max_length,
+        "head_mask": None if head_mask is None else np.asarray(head_mask).tolist(),
+        "mlp_mask": None if mlp_mask is None else np.asarray(mlp_mask).tolist(),
+        "inputs": hashlib.sha256(
+            json.dumps([e.to_dict() for e in examples], ensure_ascii=False).encode()
+        ).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepare_folder(out: Path, fp: str, overwrite: bool) -> bool:
+    """Return True when resuming an unfinished or finished run with the same fingerprint."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise RunExistsError(f"{out} exists and is not a folder; choose another --output.")
+    if not any(out.iterdir()):
+        return False
+    manifest = out / MANIFEST_FILE
+    same = False
+    if manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text(encoding="utf-8"))
+            same = old.get("run_type") == RUN_TYPE and old.get("fingerprint") == fp
+        except json.JSONDecodeError:
+            same = False
+    if same and not overwrite:
+        return True
+    if not overwrite:
+        what = "a different extraction run" if manifest.is_file() else "files that are not an extraction run"
+        raise RunExistsError(
+            f"{out} already holds {what}. Choose another --output, or pass --overwrite to replace it."
+        )
+    shutil.rmtree(out)
+    return False
+
+
+def _segments(enc, j: int, n_real: int) -> list[int]:
+    """Segment of every real token: 0 for the first text, 1 for the second; specials join the segment before."""
+    try:
+        seq = enc.sequence_ids(j)[:n_real]  # fast tokenizers know which text each token came from
+    except (ValueError, AttributeError):
+        seq = enc["token_type_ids"][j, :n_real].tolist() if "token_type_ids" in enc else [0] * n_real
+    out, current = [], 0
+    for s in seq:
+        if s is not None:
+            current = s
+        out.append(current)
+    return out
+
+
+def tokenize(tokenizer, examples: Sequence[TextExample], max_length: int):
+    """Tokenize with truncation to ``max_length`` and report which examples were truncated."""
+    a = [e.text_a for e in examples]
+    b = [e.text_b for e in examples] if any(e.is_pair for e in examples) else None
+    if b is not None and not all(e.is_pair for e in examples):
+        raise InputError("a batch mixes single texts and sentence pairs; keep one kind per input file.")
+    full = tokenizer(a, b, truncation=False, add_special_tokens=True)
+    lengths = [len(ids) for ids in full["input_ids"]]
+    enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    truncated = [n > max_length for n in lengths]
+    return enc, truncated
+
+
+def extract_maps(
+    model: LoadedModel,
+    examples: Sequence[TextExample],
+    out: Path | str,
+    config: ExtractionConfig | None = None,
+    head_mask: np.ndarray | None = None,
+    mlp_mask: np.ndarray | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    manifest_extra: dict | None = None,
+) -> MapRun:
+    """Extract maps for ``examples`` into ``out`` and return the finished :class:`MapRun`.
+
+    ``progress`` is called with the number of examples finished since the last call (the CLI feeds a bar).
+    Texts longer than ``config.max_length`` tokens are truncated (longest-first for pairs) with a warning; the
+    manifest and each example's index line record the truncation.
+    """
+    config = config or ExtractionConfig()
+    out = Path(out)
+    if not examples:
+        raise InputError("there are no examples to extract; check the input file or --limit.")
+    ids = [e.example_id for e in examples]
+    if len(set(ids)) != len(ids):
+        raise InputError("example ids are not unique; give every example its own id (--id-column).")
+    model_max = int(getattr(model.model.config, "max_position_embeddings", 512))
+    if config.max_length > model_max:
+        raise InputError(
+            f"--max-length {config.max_length} is longer than the model's maximum ({model_max} positions); "
+            f"use --max-length {model_max} or less."
+        )
+    L, H = model.adapter.num_layers, model.adapter.num_heads
+    if head_mask is not None:
+        head_mask = check_head_mask(head_mask, L, H)
+    if mlp_mask is not None:
+        mlp_mask = check_mlp_mask(mlp_mask, L)
+    fp = fingerprint(model, config, head_mask, mlp_mask, examples)
+    resuming = _prepare_folder(out, fp, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+
+    capture = MapCapture(model.model, config.kinds, head_mask, mlp_mask)
+    manifest = base_manifest(RUN_TYPE, extra=manifest_extra)
+    manifest.update(
+        {
+            "fingerprint": fp,
+            "status": "running",
+            "model": model.describe(),
+            "config": config.to_dict(),
+            "head_mask": None if head_mask is None else head_mask.tolist(),
+            "mlp_mask": None if mlp_mask is None else mlp_mask.tolist(),
+            "device": str(model_device(model.model)),
+            "n_examples": len(examples),
+        }
+    )
+    done: set[str] = set()
+    next_shard = 0
+    if resuming:
+        done, next_shard = prepare_resume(out)
+        old = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest["created"] = old.get("created", manifest["created"])
+        manifest["resumed"] = old.get("resumed", 0) + (0 if old.get("status") == "complete" else 1)
+    write_json(out / HEADS_FILE, {"layers": capture.kept})
+    write_json(out / MANIFEST_FILE, manifest)
+
+    todo = [e for e in examples if e.example_id not in done]
+    if progress and done:
+        progress(len(examples) - len(todo))
+    writer = ShardWriter(out, config.dtype, next_shard)
+    n_truncated = 0
+    with capture, torch.inference_mode():
+        for start in range(0, len(todo), config.chunk_size):
+            chunk = todo[start : start + config.chunk_size]
+            n_truncated += _process_chunk(model, capture, chunk, config, writer, progress)
+            writer.flush()
+    if n_truncated:
+        warnings.warn(
+            f"{n_truncated} example(s) were longer than --max-length {config.max_length} tokens and were "
+            "truncated (longest-first for pairs); raise --max-length to keep them whole.",
+            stacklevel=2,
+        )
+    manifest["status"] = "complete"
+    manifest["n_truncated_this_session"] = n_truncated
+    write_json(out / MANIFEST_FILE, manifest)
+    return MapRun(out)
+
+
+def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
+    # Sort by length within the chunk so batches carry little padding; results are written in input order.
+    order = sorted(range(len(chunk)), key=lambda i: len(chunk[i].text_a) + len(chunk[i].text_b or ""))
+    results: dict[int, tuple[dict, dict]] = {}
+    device = model_device(model.model)
+    n_truncated = 0
+    for bstart in range(0, len(order), config.batch_size):
+        idx = order[bstart : bstart + config.batch_size]
+        batch = [chunk[i] for i in idx]
+        enc, truncated = tokenize(model.tokenizer, batch, config.max_length)
+        n_truncated += sum(truncated)
+        inputs = {k: v.to(device) for k, v in enc.items()}
+        model.model(**inputs)
+        layers = capture.pop()
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        per_layer = {
+            (kind, layer): lm.maps[kind].cpu().numpy()
+            for layer, lm in enumerate(layers)
+            for kind in lm.maps
+        }
+        for j, i in enumerate(idx):
+            n = int(lengths[j])
+            ids = enc["input_ids"][j, :n].tolist()
+            ex = chunk[i]
+            meta = {
+                "example_id": ex.example_id,
+                "text_a": ex.text_a,
+                "text_b": ex.text_b,
+                "tokens": model.tokenizer.convert_ids_to_tokens(ids),
+                "segment_ids": _segments(enc, j, n),
+                "n_tokens": n,
+                "truncated": bool(truncated[j]),
+            }
+            maps = {key: arr[j, :, :n, :n] for key, arr in per_layer.items()}  # crop to real tokens
+            results[i] = (meta, maps)
+    for i in range(len(chunk)):
+        writer.add(*results[i])
+    if progress:
+        progress(len(chunk))
+    return n_truncated
