@@ -97,6 +97,12 @@ class CorpusMap:
     def n_tokens(self) -> int:
         return int(self.array.shape[0])
 
+    @classmethod
+    def from_metadata(cls, meta: Mapping, array: np.ndarray) -> "CorpusMap":
+        """Rebuild a map from its ``maps.jsonl`` line and its array."""
+        fields = ("map_id", "model", "text_id", "text_kind", "layer", "head", "kind", "tokens", "segment_ids")
+        return cls(**{k: meta[k] for k in fields}, array=array)
+
     def metadata(self) -> dict:
         """The ``maps.jsonl`` line of this map (everything but the array)."""
         return {
@@ -296,15 +302,7 @@ def read_maps(root: str | Path = DEFAULT_CORPUS_DIR, kind: str | None = None) ->
     """Every map of the corpus (optionally of one kind) with its array, in index order."""
     index = [m for m in read_map_index(root) if kind is None or m["kind"] == kind]
     arrays = read_arrays(root, [m["map_id"] for m in index])
-    return [_corpus_map(m, arrays[m["map_id"]]) for m in index if m["map_id"] in arrays]
-
-
-def _corpus_map(meta: Mapping, array: np.ndarray) -> CorpusMap:
-    return CorpusMap(
-        map_id=meta["map_id"], model=meta["model"], text_id=meta["text_id"], text_kind=meta["text_kind"],
-        layer=meta["layer"], head=meta["head"], kind=meta["kind"], tokens=meta["tokens"],
-        segment_ids=meta["segment_ids"], array=array,
-    )
+    return [CorpusMap.from_metadata(m, arrays[m["map_id"]]) for m in index if m["map_id"] in arrays]
 
 
 def read_labels(root: str | Path = DEFAULT_CORPUS_DIR) -> list[LabelRow]:
