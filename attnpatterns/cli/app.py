@@ -12,6 +12,8 @@ import typer
 
 #: Command modules (under ``attnpatterns.cli``), in the order their commands appear in ``--help``.
 COMMAND_MODULES: list[str] = [
+    "annotate",
+    "extract",
 ]
 
 app = typer.Typer(

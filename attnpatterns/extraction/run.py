@@ -222,14 +222,22 @@ def extract_maps(
     return MapRun(out)
 
 
+def _batches(chunk: Sequence[TextExample], batch_size: int) -> list[list[int]]:
+    """Batches of indices into ``chunk``: singles and pairs apart, similar lengths together (little padding)."""
+    order = sorted(range(len(chunk)), key=lambda i: (chunk[i].is_pair, len(chunk[i].text_a) + len(chunk[i].text_b or "")))
+    batches: list[list[int]] = []
+    for i in order:
+        if not batches or len(batches[-1]) == batch_size or chunk[batches[-1][0]].is_pair != chunk[i].is_pair:
+            batches.append([])
+        batches[-1].append(i)
+    return batches
+
+
 def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
-    # Sort by length within the chunk so batches carry little padding; results are written in input order.
-    order = sorted(range(len(chunk)), key=lambda i: len(chunk[i].text_a) + len(chunk[i].text_b or ""))
     results: dict[int, tuple[dict, dict]] = {}
     device = model_device(model.model)
     n_truncated = 0
-    for bstart in range(0, len(order), config.batch_size):
-        idx = order[bstart : bstart + config.batch_size]
+    for idx in _batches(chunk, config.batch_size):
         batch = [chunk[i] for i in idx]
         enc, truncated = tokenize(model.tokenizer, batch, config.max_length)
         n_truncated += sum(truncated)

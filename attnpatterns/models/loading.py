@@ -102,6 +102,9 @@ def load_model(
     (``num_labels`` then sets the size of a new head where the checkpoint has none).
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # attnpatterns shows its own progress; a bar per weight load is noise
 
     if head not in HEAD_CHOICES:
         raise ValueError(f"head must be one of {HEAD_CHOICES}, not {head!r}")

@@ -1,0 +1,1 @@
+"""Plotting: attention-map grids and comparison figures. Functions take data and an optional Axes."""

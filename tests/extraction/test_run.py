@@ -1,0 +1,161 @@
+"""Run folders: cropping, dtype, lazy reading, resume after a kill, and refusing to overwrite a different run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from attnpatterns.data.records import InputError, TextExample
+from attnpatterns.extraction import ExtractionConfig, RunError, RunExistsError, extract_maps, open_run
+from attnpatterns.extraction.store import EXAMPLES_FILE, MAPS_DIR
+from attnpatterns.models import load_model
+from tests.helpers import save_tiny_model
+
+TEXTS = [
+    "A short one.",
+    "The committee postponed its decision until the spring, citing missing budget figures.",
+    "Rain fell.",
+    "She packed three notebooks, two pens and a camera before the long train ride north.",
+    "Why did the bridge close?",
+    "Old maps of the harbour show a second pier that no longer exists.",
+    "The recipe needs flour, eggs, and a great deal of patience.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = save_tiny_model(tmp_path_factory.mktemp("tiny"))
+    return load_model(path)
+
+
+def _examples(pairs=False):
+    if pairs:
+        return [TextExample(f"p{i}", t, TEXTS[(i + 1) % len(TEXTS)]) for i, t in enumerate(TEXTS)]
+    return [TextExample(f"s{i}", t) for i, t in enumerate(TEXTS)]
+
+
+def test_maps_are_cropped_to_real_tokens_and_rows_sum_to_one(tiny, tmp_path):
+    run = extract_maps(tiny, _examples(), tmp_path / "run", ExtractionConfig(batch_size=3, chunk_size=4))
+    assert len(run) == len(TEXTS) and run.is_complete
+    for ex in run.examples:
+        n = len(tiny.tokenizer(ex.text_a)["input_ids"])
+        assert ex.n_tokens == n and ex.tokens[0] == "[CLS]" and ex.tokens[-1] == "[SEP]"
+        raw = run.get_map(ex.example_id, 1, 2, "raw")
+        assert raw.shape == (n, n) and raw.dtype == np.float32
+        np.testing.assert_allclose(raw.sum(axis=1), 1.0, atol=3e-3)  # float16 storage
+    assert sorted({(r.layer, r.head) for r in run.iter_maps(kinds=["normed"])}) == run.heads
+
+
+def test_pairs_keep_segment_boundaries(tiny, tmp_path):
+    run = extract_maps(tiny, _examples(pairs=True), tmp_path / "run", ExtractionConfig(kinds=("raw",)))
+    ex = run.examples[0]
+    first_sep = ex.tokens.index("[SEP]")
+    assert ex.segment_ids[: first_sep + 1] == [0] * (first_sep + 1)
+    assert set(ex.segment_ids[first_sep + 1 :]) == {1}
+    assert run.kinds == ("raw",)
+    with pytest.raises(RunError, match="no 'normed' maps"):
+        run.get_map(ex.example_id, 0, 0, "normed")
+
+
+def test_float32_on_request_matches_float16(tiny, tmp_path):
+    r16 = extract_maps(tiny, _examples(), tmp_path / "a")
+    r32 = extract_maps(tiny, _examples(), tmp_path / "b", ExtractionConfig(dtype="float32"))
+    a, b = r16.get_map("s3", 0, 1, "normed"), r32.get_map("s3", 0, 1, "normed")
+    np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-3)
+    assert (tmp_path / "b" / MAPS_DIR).stat() and not np.array_equal(a, b)
+
+
+def test_masked_run_has_no_maps_for_masked_heads(tiny, tmp_path):
+    mask = np.ones((2, 4), np.float32)
+    mask[1, 0] = 0
+    run = extract_maps(tiny, _examples(), tmp_path / "run", head_mask=mask, mlp_mask=np.array([1, 0]))
+    assert (1, 0) not in run.heads and (1, 1) in run.heads
+    assert run.manifest["head_mask"][1][0] == 0 and run.manifest["mlp_mask"] == [1.0, 0.0]
+    with pytest.raises(RunError, match="no maps"):
+        run.get_map("s0", 1, 0)
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_killed_run_resumes_without_duplicates_or_gaps(tiny, tmp_path):
+    config = ExtractionConfig(batch_size=2, chunk_size=2)
+    reference = extract_maps(tiny, _examples(), tmp_path / "ref", config)
+    out = tmp_path / "run"
+    calls = []
+
+    def die_after_two_chunks(n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        extract_maps(tiny, _examples(), out, config, progress=die_after_two_chunks)
+    # a kill can also land between a shard write and its index lines, or mid-line
+    (out / MAPS_DIR / "shard-00099.safetensors").write_bytes(b"orphan")
+    with open(out / EXAMPLES_FILE, "a") as handle:
+        handle.write('{"example_id": "s6", "trunc')
+    partial = json.loads((out / "manifest.json").read_text())
+    assert partial["status"] == "running"
+
+    run = extract_maps(tiny, _examples(), out, config)
+    ids = [e.example_id for e in run.examples]
+    assert sorted(ids) == sorted(e.example_id for e in _examples()) and len(ids) == len(set(ids))
+    assert not (out / MAPS_DIR / "shard-00099.safetensors").exists()
+    for ex in reference.examples:
+        np.testing.assert_array_equal(run.get_map(ex.example_id, 1, 3, "normed"),
+                                      reference.get_map(ex.example_id, 1, 3, "normed"))
+    assert run.manifest["resumed"] == 1
+
+
+def test_rerunning_a_finished_run_does_nothing(tiny, tmp_path):
+    first = extract_maps(tiny, _examples(), tmp_path / "run")
+    shards = sorted(p.name for p in (tmp_path / "run" / MAPS_DIR).iterdir())
+    again = extract_maps(tiny, _examples(), tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run" / MAPS_DIR).iterdir()) == shards
+    assert len(again) == len(first)
+
+
+def test_different_run_is_not_overwritten_without_flag(tiny, tmp_path):
+    extract_maps(tiny, _examples(), tmp_path / "run")
+    with pytest.raises(RunExistsError, match="--overwrite"):
+        extract_maps(tiny, _examples()[:3], tmp_path / "run")
+    with pytest.raises(RunExistsError, match="--overwrite"):
+        extract_maps(tiny, _examples(), tmp_path / "run", ExtractionConfig(kinds=("raw",)))
+    run = extract_maps(tiny, _examples()[:3], tmp_path / "run", overwrite=True)
+    assert len(run) == 3
+
+
+def test_foreign_folder_is_not_overwritten(tiny, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(RunExistsError, match="not an extraction run"):
+        extract_maps(tiny, _examples(), tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def test_long_texts_are_truncated_with_a_warning(tiny, tmp_path):
+    long = TextExample("long", " ".join(["word"] * 200))
+    with pytest.warns(UserWarning, match="truncated"):
+        run = extract_maps(tiny, [long], tmp_path / "run", ExtractionConfig(max_length=32))
+    assert run.examples[0].n_tokens == 32 and run.examples[0].truncated
+
+
+def test_max_length_beyond_model_is_refused(tiny, tmp_path):
+    with pytest.raises(InputError, match="--max-length"):
+        extract_maps(tiny, _examples(), tmp_path / "run", ExtractionConfig(max_length=4096))
+
+
+def test_empty_and_duplicate_inputs_are_refused(tiny, tmp_path):
+    with pytest.raises(InputError, match="no examples"):
+        extract_maps(tiny, [], tmp_path / "run")
+    with pytest.raises(InputError, match="unique"):
+        extract_maps(tiny, [TextExample("a", "x y"), TextExample("a", "z")], tmp_path / "run")
+
+
+def test_open_run_on_wrong_folder(tmp_path):
+    with pytest.raises(RunError, match="attnpatterns extract"):
+        open_run(tmp_path)
