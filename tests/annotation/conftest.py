@@ -48,3 +48,30 @@ def corpus(tmp_path):
     ]
     add_maps(root, maps)
     return root
+
+
+TEXTS = [
+    "The committee postponed its decision until the spring.",
+    "Rain fell on the old harbour all night.",
+    "She packed three notebooks and a camera.",
+    "Why did the bridge close?",
+    "Old maps show a second pier that no longer exists.",
+    "The recipe needs flour, eggs, and patience.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Two real extraction runs of a tiny random BERT: single sentences and sentence pairs."""
+    from attnpatterns.data.records import TextExample
+    from attnpatterns.extraction import ExtractionConfig, extract_maps
+    from attnpatterns.models import load_model
+    from tests.helpers import save_tiny_model
+
+    base = tmp_path_factory.mktemp("runs")
+    model = load_model(save_tiny_model(base / "tiny"))
+    singles = [TextExample(f"{i}", t) for i, t in enumerate(TEXTS)]
+    pairs = [TextExample(f"{i}", t, TEXTS[(i + 1) % len(TEXTS)]) for i, t in enumerate(TEXTS)]
+    extract_maps(model, singles, base / "singles", ExtractionConfig(batch_size=8))
+    extract_maps(model, pairs, base / "pairs", ExtractionConfig(batch_size=8))
+    return base / "singles", base / "pairs"

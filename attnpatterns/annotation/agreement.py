@@ -1,0 +1,88 @@
+"""Agreement between the first and the independent second labelling pass: Cohen's kappa and the confusion matrix.
+
+For every map with a second-pass label, the pair compared is (latest ``first``-pass label, latest ``second``-pass
+label), both ignoring retracted rows; adjudication rows do not enter (they come after the comparison). Results
+are given per map kind and over all maps. :func:`label_counts` gives the per-type counts of effective labels that
+the corpus README reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attnpatterns.annotation.corpus import LabelRow, effective_label_rows
+from attnpatterns.annotation.selection import disagreements, last_rows_by_pass
+from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+
+
+@dataclass
+class PassAgreement:
+    """Agreement of the two passes over one set of maps; ``confusion[i][j]`` = first says i, second says j."""
+
+    scope: str
+    n: int
+    kappa: float | None
+    observed: float | None
+    confusion: list[list[int]] = field(default_factory=list)
+    open_disagreements: int = 0
+
+    def to_dict(self) -> dict:
+        return {"scope": self.scope, "n": self.n, "kappa": self.kappa, "observed_agreement": self.observed,
+                "labels": list(PATTERN_TYPES), "confusion_first_rows_second_cols": self.confusion,
+                "open_disagreements": self.open_disagreements}
+
+    def confusion_markdown(self) -> str:
+        short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "V+D", "block": "B", "heterogeneous": "H"}
+        head = "| first \\ second | " + " | ".join(short[t] for t in PATTERN_TYPES) + " |"
+        sep = "|---" * (len(PATTERN_TYPES) + 1) + "|"
+        body = [f"| {t} | " + " | ".join(str(v) for v in row) + " |" for t, row in zip(PATTERN_TYPES, self.confusion)]
+        return "\n".join([head, sep, *body])
+
+
+def pass_pairs(rows: Sequence[LabelRow]) -> dict[str, tuple[str, str]]:
+    """``{map_id: (first label, second label)}`` for maps that have both."""
+    first, second = last_rows_by_pass(rows, "first"), last_rows_by_pass(rows, "second")
+    return {m: (first[m].label, s.label) for m, s in second.items() if m in first}
+
+
+def _agreement(scope: str, pairs: list[tuple[str, str]], open_cases: int) -> PassAgreement:
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    if not pairs:
+        return PassAgreement(scope, 0, None, None, np.zeros((5, 5), int).tolist(), open_cases)
+    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+    cm = confusion_matrix(a, b, labels=list(PATTERN_TYPES))
+    observed = float(np.trace(cm) / cm.sum())
+    if len(set(a) | set(b)) < 2:  # one label only: kappa is undefined (0/0); agreement is perfect
+        kappa = 1.0
+    else:
+        kappa = float(cohen_kappa_score(a, b, labels=list(PATTERN_TYPES)))
+    return PassAgreement(scope, len(pairs), kappa, observed, cm.tolist(), open_cases)
+
+
+def pass_agreement(rows: Sequence[LabelRow], index: Sequence[Mapping]) -> dict[str, PassAgreement]:
+    """Agreement per kind (``raw``, ``normed``) and over ``all`` maps."""
+    kind_of = {m["map_id"]: m["kind"] for m in index}
+    pairs = pass_pairs(rows)
+    open_cases = disagreements(rows)
+    out = {}
+    for scope in (*MAP_KINDS, "all"):
+        ids = [m for m in pairs if scope == "all" or kind_of.get(m) == scope]
+        out[scope] = _agreement(scope, [pairs[m] for m in ids], sum(1 for m in open_cases if m in ids))
+    return out
+
+
+def label_counts(rows: Sequence[LabelRow], index: Sequence[Mapping]) -> dict[str, dict[str, int]]:
+    """``{kind: {type: n, ..., "total": n, "unlabelled": n}}`` of effective labels."""
+    labels = effective_label_rows(rows)
+    out: dict[str, dict[str, int]] = {}
+    for kind in MAP_KINDS:
+        ids = [m["map_id"] for m in index if m["kind"] == kind]
+        counts = {t: sum(1 for m in ids if m in labels and labels[m].label == t) for t in PATTERN_TYPES}
+        counts["total"] = sum(counts.values())
+        counts["unlabelled"] = len(ids) - counts["total"]
+        out[kind] = counts
+    return out

@@ -1,0 +1,219 @@
+"""Choosing maps for the corpus: a spread sample from extraction runs, or a folder of ``.npy`` maps.
+
+:func:`sample_run_maps` picks maps from one or more extraction runs (objects with the
+:func:`attnpatterns.extraction.open_run` interface), per kind, so that they spread evenly over the runs (give one
+run of single sentences and one of sentence pairs to get both), over every (layer, head), and over the texts:
+heads are visited round-robin in a shuffled order and each visit draws a text not yet used for that head.
+
+With ``balance="heuristic"`` a pool several times larger is drawn the same way and the final pick takes the
+pool's maps round-robin by their heuristic type (:mod:`~attnpatterns.annotation.heuristics`), so rare-looking
+patterns (blocks) are not drowned by common ones (verticals). This only changes which maps are shown; it never
+labels anything, and the heuristic type of every picked map is recorded in ``corpus_log.jsonl``.
+
+:func:`import_npy_folder` brings in maps saved one per ``.npy`` file, with an optional ``<name>.json`` beside
+each giving tokens, segment_ids, model, text_id, layer, head and kind.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from attnpatterns.annotation.corpus import (
+    CorpusMap, add_maps, make_map_id, model_short_name, read_map_index, slug,
+)
+from attnpatterns.annotation.heuristics import heuristic_label
+from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+
+CORPUS_LOG_FILE = "corpus_log.jsonl"
+BALANCES: tuple[str, ...] = ("none", "heuristic")
+POOL_FACTOR = 4  # pool size / quota for balance="heuristic"
+
+
+@dataclass
+class RunSource:
+    """One extraction run to sample from, with how its maps are named in the corpus."""
+
+    run: object  # attnpatterns.extraction.MapRun or anything with the same attributes
+    model_tag: str | None = None  # id prefix and ``model`` field; default: the run's model name, shortened
+    text_prefix: str = ""  # put before example ids, so that runs over different inputs cannot collide
+
+    @property
+    def model(self) -> str:
+        return self.model_tag or self.run.model_name
+
+    @property
+    def tag(self) -> str:
+        return self.model_tag or model_short_name(self.run.model_name)
+
+    def text_id(self, example_id: str) -> str:
+        return f"{self.text_prefix}{example_id}"
+
+    def map_id(self, example_id: str, layer: int, head: int, kind: str) -> str:
+        return make_map_id(self.tag, layer, head, self.text_id(example_id), kind)
+
+
+@dataclass
+class Sample:
+    maps: list[CorpusMap]
+    selection: dict[str, dict] = field(default_factory=dict)  # map_id -> how it was picked (run, heuristic type)
+
+
+def _spread(heads: list, examples: list, n: int, rng: random.Random, taken: set) -> list[tuple]:
+    """``n`` (example, layer, head) triples: heads round-robin (shuffled per round), a fresh random text each visit."""
+    if not heads or not examples or n <= 0:
+        return []
+    unused = {h: rng.sample(examples, len(examples)) for h in heads}  # per head, texts in random order
+    out: list[tuple] = []
+    while len(out) < n and any(unused.values()):
+        order = rng.sample(heads, len(heads))
+        for head in order:
+            stack = unused[head]
+            while stack:
+                ex = stack.pop()
+                if (ex.example_id, *head) not in taken:
+                    out.append((ex, *head))
+                    break
+            if len(out) >= n:
+                break
+    return out
+
+
+def sample_run_maps(
+    sources: Sequence[RunSource],
+    per_kind: int,
+    seed: int = 0,
+    kinds: Sequence[str] | None = None,
+    max_tokens: int = 64,
+    min_tokens: int = 4,
+    balance: str = "none",
+    exclude: set[str] | frozenset = frozenset(),
+) -> Sample:
+    """Pick ``per_kind`` maps of each kind from ``sources`` (split evenly between them) as corpus maps.
+
+    Texts longer than ``max_tokens`` or shorter than ``min_tokens`` are left out (long maps are hard to judge on
+    a sheet); map ids in ``exclude`` (already in the corpus) are never picked.
+    """
+    if balance not in BALANCES:
+        raise ValueError(f"balance {balance!r} is not one of {', '.join(BALANCES)}")
+    if not sources:
+        raise ValueError("give at least one extraction run to sample from")
+    kinds = tuple(kinds) if kinds else MAP_KINDS
+    sample = Sample(maps=[])
+    for k_index, kind in enumerate(kinds):
+        usable = [s for s in sources if kind in s.run.kinds]
+        if not usable:
+            continue
+        quotas = [per_kind // len(usable) + (i < per_kind % len(usable)) for i in range(len(usable))]
+        for s_index, (src, quota) in enumerate(zip(usable, quotas)):
+            rng = random.Random(f"{seed}/{kind}/{s_index}")
+            examples = [e for e in src.run.examples if min_tokens <= len(e.tokens) <= max_tokens]
+            taken = {
+                (e.example_id, layer, head)
+                for e in examples for layer, head in src.run.heads
+                if src.map_id(e.example_id, layer, head, kind) in exclude
+            } if exclude else set()
+            pool_size = quota * (POOL_FACTOR if balance == "heuristic" else 1)
+            triples = _spread(list(src.run.heads), examples, pool_size, rng, taken)
+            picked = []
+            for ex, layer, head in triples:
+                array = src.run.get_map(ex.example_id, layer, head, kind)
+                m = CorpusMap(
+                    map_id=src.map_id(ex.example_id, layer, head, kind), model=src.model,
+                    text_id=src.text_id(ex.example_id), text_kind="pair" if ex.text_b is not None else "single",
+                    layer=layer, head=head, kind=kind, tokens=ex.tokens, segment_ids=ex.segment_ids, array=array,
+                )
+                picked.append((m, heuristic_label(m.array, m.segment_ids) if balance == "heuristic" else None))
+            if balance == "heuristic":
+                picked = _round_robin_by_type(picked, quota)
+            run_root = str(getattr(src.run, "root", ""))
+            for m, htype in picked:
+                sample.maps.append(m)
+                sample.selection[m.map_id] = {"run": run_root, "heuristic_type": htype}
+    return sample
+
+
+def _round_robin_by_type(picked: list[tuple[CorpusMap, str]], quota: int) -> list[tuple[CorpusMap, str]]:
+    """Take ``quota`` maps cycling over heuristic types (each type in pool order) until the quota is met."""
+    by_type: dict[str, list] = defaultdict(list)
+    for item in picked:
+        by_type[item[1]].append(item)
+    out: list = []
+    while len(out) < quota and any(by_type.values()):
+        for t in PATTERN_TYPES:
+            if by_type[t] and len(out) < quota:
+                out.append(by_type[t].pop(0))
+    return out
+
+
+def add_run_sample(
+    root: str | Path,
+    sources: Sequence[RunSource],
+    per_kind: int,
+    seed: int = 0,
+    command: str = "",
+    **kwargs,
+) -> list[str]:
+    """Sample maps from runs (:func:`sample_run_maps`), add the new ones to the corpus, log how; return new ids."""
+    root = Path(root)
+    exclude = {m["map_id"] for m in read_map_index(root)}
+    sample = sample_run_maps(sources, per_kind, seed=seed, exclude=exclude, **kwargs)
+    new = add_maps(root, sample.maps)
+    log = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+        "runs": [
+            {"path": str(getattr(s.run, "root", "")), "model": s.model, "model_tag": s.tag,
+             "text_prefix": s.text_prefix, "run_manifest_model": s.run.manifest.get("model")}
+            for s in sources
+        ],
+        "per_kind": per_kind,
+        "seed": seed,
+        **{k: (list(v) if isinstance(v, (tuple, set, frozenset)) else v) for k, v in kwargs.items()},
+        "added": [{"map_id": m, **sample.selection[m]} for m in new],
+    }
+    if new:
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / CORPUS_LOG_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(log, ensure_ascii=False) + "\n")
+    return new
+
+
+def import_npy_folder(root: str | Path, folder: str | Path, model: str | None = None, kind: str = "raw") -> list[str]:
+    """Add every ``<name>.npy`` map of ``folder`` to the corpus; return the ids that were new.
+
+    An optional ``<name>.json`` beside a map overrides the defaults: tokens (default ``t0``, ``t1``, ...),
+    segment_ids (all 0), model (``model`` or the folder name), text_id (``name``), text_kind, layer and head
+    (-1 = unknown) and kind (``kind``). Maps with a known layer and head get the usual id, others ``<name>``.
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise ValueError(f"{folder} holds no .npy maps")
+    maps = []
+    for f in files:
+        array = np.load(f)
+        meta_path = f.with_suffix(".json")
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        t = array.shape[0]
+        layer, head = int(meta.get("layer", -1)), int(meta.get("head", -1))
+        m_kind = meta.get("kind", kind)
+        m_model = meta.get("model", model or folder.name)
+        text_id = str(meta.get("text_id", f.stem))
+        map_id = (make_map_id(model_short_name(m_model), layer, head, text_id, m_kind)
+                  if layer >= 0 and head >= 0 else slug(f.stem))
+        segment_ids = meta.get("segment_ids", [0] * t)
+        maps.append(CorpusMap(
+            map_id=map_id, model=m_model, text_id=text_id,
+            text_kind=meta.get("text_kind", "pair" if len(set(segment_ids)) > 1 else "single"),
+            layer=layer, head=head, kind=m_kind, tokens=meta.get("tokens", [f"t{i}" for i in range(t)]),
+            segment_ids=segment_ids, array=array,
+        ))
+    return add_maps(root, maps)

@@ -1,0 +1,199 @@
+"""Annotating outside Jupyter: export numbered sheets of maps plus a TSV to fill in, and import the filled TSV.
+
+An export folder holds ``<sheet_id>.png`` (a grid of maps, each cell with a big number) and ``labels.tsv`` with
+one row per cell: ``sheet_id<TAB>cell<TAB>map_id<TAB>label`` (label empty, to be filled in). For the adjudication
+pass the TSV also has ``first_label`` and ``second_label`` columns (the two answers to choose between); the first
+and second passes never show an earlier label. ``export.json`` records what was exported, for whom and how.
+
+Import validates every row before writing any (labels through :func:`~attnpatterns.annotation.corpus.parse_label`,
+so ``v``/``Vertical``/``vertical + diagonal`` all work), skips rows left empty, and appends the rest to
+``labels.csv`` in one atomic write.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from attnpatterns.annotation.corpus import (
+    PASSES, LabelRow, append_labels, parse_label, read_arrays, read_labels, read_map_index,
+)
+from attnpatterns.annotation.render import SheetCell, render_sheet
+from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
+
+TEMPLATE_FILE = "labels.tsv"
+EXPORT_MANIFEST_FILE = "export.json"
+TEMPLATE_COLUMNS = ("sheet_id", "cell", "map_id", "label")
+ADJUDICATION_COLUMNS = ("sheet_id", "cell", "map_id", "first_label", "second_label", "label")
+ORDERS = ("corpus", "random")
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    sheets: list[Path]
+    template: Path
+    map_ids: list[str]
+    info: dict = field(default_factory=dict)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> (2, 4): the second of four disjoint parts (1-based); None -> None."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard {text!r} must look like K/N, e.g. 1/3") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(map_id: str, shard: tuple[int, int] | None) -> bool:
+    if shard is None:
+        return True
+    k, n = shard
+    return int(hashlib.sha256(map_id.encode()).hexdigest(), 16) % n == k - 1
+
+
+def select_for_export(
+    root: str | Path,
+    annotator: str,
+    pass_: str = "first",
+    kind: str | None = None,
+    limit: int | None = None,
+    order: str = "corpus",
+    seed: int = 0,
+    second_fraction: float = DEFAULT_SECOND_FRACTION,
+    shard: tuple[int, int] | None = None,
+) -> list[str]:
+    """The map ids ``annotator`` should label next in ``pass_`` (see :func:`pending_map_ids`), at most ``limit``."""
+    if order not in ORDERS:
+        raise ValueError(f"order {order!r} is not one of {', '.join(ORDERS)}")
+    ids = pending_map_ids(read_labels(root), read_map_index(root), annotator, pass_, kind, second_fraction, seed)
+    ids = [m for m in ids if in_shard(m, shard)]
+    if order == "random":
+        random.Random(seed).shuffle(ids)
+    return ids[:limit] if limit is not None else ids
+
+
+def export_sheets(
+    root: str | Path,
+    out_dir: str | Path,
+    map_ids: list[str],
+    pass_: str = "first",
+    per_sheet: int = 16,
+    ncols: int = 4,
+    sheet_prefix: str = "sheet",
+    info: dict | None = None,
+) -> ExportResult:
+    """Render ``map_ids`` onto numbered sheets in ``out_dir`` and write the TSV template to fill in."""
+    import matplotlib.pyplot as plt
+
+    root, out_dir = Path(root), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / TEMPLATE_FILE).exists():
+        raise FileExistsError(
+            f"{out_dir / TEMPLATE_FILE} already exists; export into a new folder (filled-in labels are never "
+            "overwritten)"
+        )
+    index = {m["map_id"]: m for m in read_map_index(root)}
+    arrays = read_arrays(root, map_ids)
+    open_cases = disagreements(read_labels(root)) if pass_ == "adjudicated" else {}
+    columns = ADJUDICATION_COLUMNS if pass_ == "adjudicated" else TEMPLATE_COLUMNS
+    rows, sheets = [], []
+    for s, start in enumerate(range(0, len(map_ids), per_sheet)):
+        sheet_id = f"{sheet_prefix}-{s + 1:03d}"
+        chunk = map_ids[start:start + per_sheet]
+        cells = []
+        for c, map_id in enumerate(chunk, start=1):
+            meta = index[map_id]
+            cells.append(SheetCell(arrays[map_id], meta["tokens"], meta["segment_ids"], number=c,
+                                   caption=f"{meta['kind']} · {meta['text_kind']} · {meta['n_tokens']} tok"))
+            row = {"sheet_id": sheet_id, "cell": c, "map_id": map_id, "label": ""}
+            if pass_ == "adjudicated":
+                row["first_label"], row["second_label"] = open_cases.get(map_id, ("", ""))
+            rows.append(row)
+        fig = render_sheet(cells, ncols=ncols, title=sheet_id)
+        path = out_dir / f"{sheet_id}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        sheets.append(path)
+    template = out_dir / TEMPLATE_FILE
+    with open(template, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    info = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "corpus": str(root), "pass": pass_,
+        "n_maps": len(map_ids), "n_sheets": len(sheets), **(info or {}),
+    }
+    (out_dir / EXPORT_MANIFEST_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return ExportResult(out_dir, sheets, template, list(map_ids), info)
+
+
+@dataclass
+class ImportResult:
+    written: list[LabelRow]
+    n_empty: int
+    relabelled: list[str]
+
+    def to_dict(self) -> dict:
+        return {"written": len(self.written), "empty": self.n_empty, "relabelled": self.relabelled}
+
+
+def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str, pass_: str = "first",
+                  note: str = "") -> ImportResult:
+    """Append the labels of a filled-in TSV (columns ``map_id`` and ``label`` at least) to the corpus.
+
+    Every row is checked first; if any label is unknown or any map id is not in the corpus, nothing is written and
+    the ``ValueError`` lists every bad row with its line number. Rows with an empty label are skipped. In the
+    second pass, maps whose first label came from the same annotator are refused (the passes must be independent).
+    """
+    if pass_ not in PASSES:
+        raise ValueError(f"pass {pass_!r} is not one of {', '.join(PASSES)}")
+    if not method.strip():
+        raise ValueError("say how the labels were made (--method), e.g. 'agent viewed exported sheets'")
+    tsv = Path(tsv)
+    with open(tsv, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"map_id", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{tsv} has no column(s) {', '.join(sorted(missing))}; expected the header "
+                             f"{chr(9).join(TEMPLATE_COLUMNS)} (tab-separated)")
+        lines = list(reader)
+    known = {m["map_id"] for m in read_map_index(root)}
+    rows = read_labels(root)
+    first_by_me = {r.map_id for r in rows if r.pass_ != "second" and r.annotator == annotator.strip()}
+    labelled_before = {r.map_id for r in rows if r.pass_ == pass_}
+    errors, parsed, n_empty = [], [], 0
+    for lineno, line in enumerate(lines, start=2):
+        map_id, text = (line.get("map_id") or "").strip(), (line.get("label") or "").strip()
+        if not text:
+            n_empty += 1
+            continue
+        if map_id not in known:
+            errors.append(f"line {lineno}: map id {map_id!r} is not in the corpus")
+            continue
+        if pass_ == "second" and map_id in first_by_me:
+            errors.append(f"line {lineno}: {map_id} was first labelled by {annotator}; the second pass must be "
+                          "another annotator")
+            continue
+        try:
+            label = parse_label(text)
+        except ValueError as err:
+            errors.append(f"line {lineno}: {err}")
+            continue
+        parsed.append(LabelRow(map_id=map_id, label=label, annotator=annotator, method=method, pass_=pass_,
+                               note=note))
+    if errors:
+        raise ValueError(f"{tsv}: {len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(errors))
+    written = append_labels(root, parsed)
+    return ImportResult(written, n_empty, sorted({r.map_id for r in written} & labelled_before))
+

@@ -1,0 +1,250 @@
+"""``attnpatterns annotate ...``: build the annotation corpus, export sheets to label, import labels, agreement.
+
+The annotation loop outside Jupyter::
+
+    attnpatterns annotate build-corpus RUN_SINGLES RUN_PAIRS --per-kind 600 --seed 0
+    attnpatterns annotate export-sheets --kind raw --unlabelled --limit 160 -o sheets/raw-1
+    # look at sheets/raw-1/*.png, fill the label column of sheets/raw-1/labels.tsv
+    attnpatterns annotate import-labels sheets/raw-1/labels.tsv --annotator NAME --method "..." --pass first
+    attnpatterns annotate export-sheets --kind raw --pass second --annotator OTHER -o sheets/raw-2nd
+    attnpatterns annotate agreement
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from attnpatterns.cli.options import SeedOpt, fail
+
+CorpusOpt = Annotated[
+    Optional[Path],
+    typer.Option("--corpus", help="Corpus folder (default: the repository's annotations/)."),
+]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", "-k", help="raw or normed (default: both).")]
+PassOpt = Annotated[str, typer.Option("--pass", help="first, second (independent re-labelling) or adjudicated.")]
+
+
+def _corpus(path: Optional[Path]) -> Path:
+    from attnpatterns.annotation.corpus import DEFAULT_CORPUS_DIR
+
+    return Path(path) if path is not None else DEFAULT_CORPUS_DIR
+
+
+def _check_choice(value: Optional[str], choices, name: str) -> None:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
+
+
+annotate_app = typer.Typer(
+    help="Build and label the annotated-map corpus (see annotations/README.md, 'How to annotate').",
+    no_args_is_help=True,
+)
+
+
+@annotate_app.command("build-corpus")
+def build_corpus(
+    runs: Annotated[list[Path], typer.Argument(help="Extraction run folders (e.g. one of singles, one of pairs).")],
+    per_kind: Annotated[int, typer.Option("--per-kind", "-n", help="Maps to add per kind, split over the runs.")] = 100,
+    seed: SeedOpt = 0,
+    kinds: Annotated[Optional[list[str]], typer.Option("--kind", "-k", help="Kinds to add (repeat); default all.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Skip texts longer than this.")] = 64,
+    balance: Annotated[str, typer.Option("--balance", help="none, or heuristic: even out heuristic types.")] = "none",
+    model_tag: Annotated[
+        Optional[list[str]],
+        typer.Option("--model-tag", help="Model tag per run (repeat, in run order) for ids; default from the run."),
+    ] = None,
+    text_prefix: Annotated[
+        Optional[list[str]],
+        typer.Option("--text-prefix", help="Text-id prefix per run (repeat); default: the run folder's name + '-'."),
+    ] = None,
+    corpus: CorpusOpt = None,
+) -> None:
+    """Pick maps from extraction runs, spread over layers, heads and texts, and add them unlabelled."""
+    from attnpatterns.annotation.sampling import BALANCES, RunSource, add_run_sample
+    from attnpatterns.constants import MAP_KINDS
+    from attnpatterns.extraction import RunError, open_run
+
+    _check_choice(balance, BALANCES, "--balance")
+    for k in kinds or []:
+        _check_choice(k, MAP_KINDS, "--kind")
+    for name, values in (("--model-tag", model_tag), ("--text-prefix", text_prefix)):
+        if values and len(values) != len(runs):
+            raise typer.BadParameter(f"give one {name} per run ({len(runs)}), got {len(values)}", param_hint=name)
+    sources = []
+    for i, path in enumerate(runs):
+        try:
+            run = open_run(path)
+        except RunError as err:
+            raise fail(str(err))
+        prefix = text_prefix[i] if text_prefix else f"{Path(path).resolve().name}-"
+        sources.append(RunSource(run, model_tag[i] if model_tag else None, prefix))
+    root = _corpus(corpus)
+    try:
+        new = add_run_sample(root, sources, per_kind, seed=seed, kinds=kinds, max_tokens=max_tokens,
+                             balance=balance, command=shlex.join(["attnpatterns", *sys.argv[1:]]))
+    except ValueError as err:
+        raise fail(str(err))
+    typer.echo(f"added {len(new)} maps to {root} (log: {root / 'corpus_log.jsonl'})")
+
+
+@annotate_app.command("import-npy")
+def import_npy(
+    folder: Annotated[Path, typer.Argument(help="Folder of <name>.npy maps (optional <name>.json beside each).")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (default: folder name).")] = None,
+    kind: Annotated[str, typer.Option("--kind", "-k", help="raw or normed, unless a .json says otherwise.")] = "raw",
+    corpus: CorpusOpt = None,
+) -> None:
+    """Add a folder of .npy maps to the corpus (unlabelled)."""
+    from attnpatterns.annotation.sampling import import_npy_folder
+
+    root = _corpus(corpus)
+    try:
+        new = import_npy_folder(root, folder, model=model, kind=kind)
+    except ValueError as err:
+        raise fail(str(err))
+    typer.echo(f"added {len(new)} maps to {root}")
+
+
+@annotate_app.command("export-sheets")
+def export_sheets_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="New folder for the sheets and labels.tsv.")],
+    kind: KindOpt = None,
+    unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Maps without a label (= --pass first).")] = False,
+    pass_: PassOpt = "first",
+    annotator: Annotated[
+        Optional[str], typer.Option("--annotator", "-a", help="Who will label (needed for --pass second).")
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many maps (default all).")] = None,
+    per_sheet: Annotated[int, typer.Option("--per-sheet", help="Maps per sheet.")] = 16,
+    ncols: Annotated[int, typer.Option("--ncols", help="Columns per sheet.")] = 4,
+    order: Annotated[str, typer.Option("--order", help="corpus or random (seeded).")] = "corpus",
+    fraction: Annotated[float, typer.Option("--fraction", help="Second pass: share of labelled maps.")] = 0.2,
+    shard: Annotated[
+        Optional[str], typer.Option("--shard", help="K/N: only the K-th of N disjoint parts (parallel annotators).")
+    ] = None,
+    seed: SeedOpt = 0,
+    corpus: CorpusOpt = None,
+) -> None:
+    """Write numbered sheets (PNG) of maps to label and a TSV template sheet_id/cell/map_id/label to fill in.
+
+    --pass second picks a seeded random --fraction of the labelled maps of each kind (never maps the annotator
+    labelled first) and does not show the first labels; --pass adjudicated picks maps whose passes disagree.
+    """
+    from attnpatterns.annotation.corpus import PASSES
+    from attnpatterns.annotation.sheets import ORDERS, export_sheets, parse_shard, select_for_export
+    from attnpatterns.constants import MAP_KINDS
+
+    _check_choice(kind, MAP_KINDS, "--kind")
+    _check_choice(pass_, PASSES, "--pass")
+    _check_choice(order, ORDERS, "--order")
+    if unlabelled and pass_ != "first":
+        raise typer.BadParameter("--unlabelled selects first-pass work; leave it out with --pass " + pass_)
+    if pass_ == "second" and not annotator:
+        raise typer.BadParameter("the second pass needs --annotator (who must not have labelled them first)")
+    try:
+        shard_t = parse_shard(shard)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--shard")
+    root = _corpus(corpus)
+    ids = select_for_export(root, annotator or "", pass_, kind, limit, order, seed, fraction, shard_t)
+    if not ids:
+        typer.echo("nothing to export: no maps need a label for this pass/kind/shard")
+        raise typer.Exit(0)
+    prefix = "-".join(x for x in (kind or "all", pass_, shard and shard.replace("/", "of")) if x)
+    info = {"kind": kind, "annotator": annotator, "limit": limit, "order": order, "seed": seed,
+            "fraction": fraction if pass_ == "second" else None, "shard": shard}
+    try:
+        result = export_sheets(root, output, ids, pass_=pass_, per_sheet=per_sheet, ncols=ncols,
+                               sheet_prefix=prefix, info=info)
+    except FileExistsError as err:
+        raise fail(str(err))
+    typer.echo(f"wrote {len(result.sheets)} sheet(s) with {len(ids)} maps to {output}")
+    typer.echo(f"fill in the label column of {result.template}, then run:")
+    typer.echo(f"  attnpatterns annotate import-labels {result.template} --annotator {annotator or 'NAME'} "
+               f"--method \"...\" --pass {pass_}" + (f" --corpus {corpus}" if corpus else ""))
+
+
+@annotate_app.command("import-labels")
+def import_labels_cmd(
+    tsv: Annotated[Path, typer.Argument(help="A filled-in labels.tsv (columns map_id and label at least).")],
+    annotator: Annotated[str, typer.Option("--annotator", "-a", help="Who labelled (person or agent name).")],
+    method: Annotated[str, typer.Option("--method", help="How, e.g. 'agent viewed exported PNG sheets'.")],
+    pass_: PassOpt = "first",
+    note: Annotated[str, typer.Option("--note", help="Free text stored on every row.")] = "",
+    corpus: CorpusOpt = None,
+) -> None:
+    """Append the labels of a filled-in TSV to labels.csv (all rows validated first; empty labels skipped).
+
+    Labels may be the five names in any case/spacing or the shorthands v, d, vd, b, h.
+    """
+    from attnpatterns.annotation.corpus import PASSES
+    from attnpatterns.annotation.sheets import import_labels
+
+    _check_choice(pass_, PASSES, "--pass")
+    if not tsv.is_file():
+        raise fail(f"{tsv} does not exist")
+    root = _corpus(corpus)
+    try:
+        result = import_labels(root, tsv, annotator, method, pass_, note)
+    except ValueError as err:
+        raise fail(str(err))
+    typer.echo(f"imported {len(result.written)} label(s) into {root / 'labels.csv'} "
+               f"({result.n_empty} empty row(s) skipped, {len(result.relabelled)} relabel(s))")
+
+
+@annotate_app.command("agreement")
+def agreement_cmd(
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Folder for agreement.json (default: the corpus).")
+    ] = None,
+    corpus: CorpusOpt = None,
+) -> None:
+    """Cohen's kappa and the confusion matrix between the first and second pass, per kind; writes agreement.json."""
+    from attnpatterns.annotation.agreement import pass_agreement
+    from attnpatterns.annotation.corpus import read_labels, read_map_index
+
+    root = _corpus(corpus)
+    result = pass_agreement(read_labels(root), read_map_index(root))
+    out = Path(output) if output is not None else root
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "agreement.json"
+    path.write_text(json.dumps({k: v.to_dict() for k, v in result.items()}, indent=2) + "\n", encoding="utf-8")
+    for scope, a in result.items():
+        kappa = "n/a" if a.kappa is None else f"{a.kappa:.3f}"
+        observed = "n/a" if a.observed is None else f"{a.observed:.1%}"
+        typer.echo(f"\n{scope}: n={a.n}  Cohen's kappa={kappa}  observed agreement={observed}  "
+                   f"open disagreements={a.open_disagreements}")
+        if a.n:
+            typer.echo(a.confusion_markdown())
+    typer.echo(f"\nwrote {path}")
+
+
+@annotate_app.command("summary")
+def summary_cmd(corpus: CorpusOpt = None) -> None:
+    """Per-kind counts of effective labels (a markdown table for annotations/README.md) and pass coverage."""
+    from attnpatterns.annotation.agreement import label_counts, pass_pairs
+    from attnpatterns.annotation.corpus import read_labels, read_map_index
+    from attnpatterns.annotation.selection import disagreements
+    from attnpatterns.constants import PATTERN_TYPES
+
+    root = _corpus(corpus)
+    rows, index = read_labels(root), read_map_index(root)
+    counts = label_counts(rows, index)
+    cols = [*PATTERN_TYPES, "total", "unlabelled"]
+    typer.echo("| kind | " + " | ".join(cols) + " |")
+    typer.echo("|---" * (len(cols) + 1) + "|")
+    for kind, c in counts.items():
+        typer.echo(f"| {kind} | " + " | ".join(str(c[k]) for k in cols) + " |")
+    typer.echo(f"\nmaps: {len(index)}; label rows: {len(rows)}; annotators: "
+               f"{', '.join(sorted({r.annotator for r in rows})) or '-'}")
+    typer.echo(f"second-pass pairs: {len(pass_pairs(rows))}; open disagreements: {len(disagreements(rows))}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(annotate_app, name="annotate")

@@ -1,0 +1,140 @@
+"""The sheet workflow end to end through the CLI: build, export, fill in, import, second pass, agreement."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from attnpatterns.annotation.corpus import append_labels, effective_labels, read_labels, read_map_index
+from attnpatterns.annotation.sheets import parse_shard, select_for_export
+from attnpatterns.cli.app import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def _fill(tsv, labels):
+    with open(tsv, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for row, lab in zip(rows, labels):
+        row["label"] = lab
+    with open(tsv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+@pytest.fixture
+def built(tiny_runs, tmp_path):
+    corpus = tmp_path / "corpus"
+    r = invoke("annotate", "build-corpus", *tiny_runs, "--per-kind", "10", "--seed", "1", "--corpus", corpus)
+    assert r.exit_code == 0, r.output
+    assert "added 20 maps" in r.output
+    return corpus
+
+
+def test_export_fill_import_round_trip(built, tmp_path):
+    out = tmp_path / "sheets"
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "--unlabelled", "--per-sheet", "4", "-o", out,
+               "--corpus", built)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.glob("*.png")) == [f"raw-first-00{i}.png" for i in (1, 2, 3)]
+    with open(out / "labels.tsv") as f:
+        header = f.readline().rstrip("\n").split("\t")
+    assert header == ["sheet_id", "cell", "map_id", "label"]
+    rows = _fill(out / "labels.tsv", ["v", "Diagonal", "vertical + diagonal", "B", "h", "", "vd", "d", "v", "v"])
+    assert rows[0]["sheet_id"] == "raw-first-001" and rows[4]["cell"] == "1"
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "alice", "--method",
+               "agent viewed sheets", "--pass", "first", "--corpus", built)
+    assert r.exit_code == 0, r.output
+    assert "imported 9 label(s)" in r.output and "1 empty" in r.output
+    labels = effective_labels(built)
+    assert labels[rows[2]["map_id"]] == "vertical+diagonal" and rows[5]["map_id"] not in labels
+    assert {r.method for r in read_labels(built)} == {"agent viewed sheets"}
+    # exporting again only shows what is left, and the same folder is never overwritten
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "-o", tmp_path / "again", "--corpus", built)
+    assert "1 maps" in r.output
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "-o", out, "--corpus", built)
+    assert r.exit_code != 0 and "already exists" in r.output
+
+
+def test_bad_labels_are_refused_with_the_valid_ones(built, tmp_path):
+    out = tmp_path / "sheets"
+    invoke("annotate", "export-sheets", "--kind", "normed", "-o", out, "--corpus", built)
+    _fill(out / "labels.tsv", ["v", "stripes", "d", "zigzag"])
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "a", "--method", "m",
+               "--corpus", built)
+    assert r.exit_code != 0
+    assert "line 3" in r.output and "line 5" in r.output
+    assert "vertical, diagonal, vertical+diagonal, block, heterogeneous" in r.output
+    assert read_labels(built) == []
+
+
+def test_second_pass_agreement_and_adjudication(built, tmp_path):
+    ids = [m["map_id"] for m in read_map_index(built)]
+    append_labels(built, [{"map_id": m, "label": "vdbhv"[i % 5], "annotator": "alice", "method": "m",
+                           "pass": "first"} for i, m in enumerate(ids)])
+    # the first annotator gets nothing to re-label; another gets 20% per kind, without the first labels
+    r = invoke("annotate", "export-sheets", "--pass", "second", "--annotator", "alice", "-o", tmp_path / "x",
+               "--corpus", built)
+    assert "nothing to export" in r.output
+    second = tmp_path / "second"
+    r = invoke("annotate", "export-sheets", "--pass", "second", "--annotator", "bob", "-o", second,
+               "--corpus", built, "--seed", "7")
+    assert r.exit_code == 0, r.output
+    text = (second / "labels.tsv").read_text()
+    assert text.splitlines()[0].split("\t") == ["sheet_id", "cell", "map_id", "label"]
+    assert not any(t in text for t in ("vertical", "diagonal", "block", "heterogeneous"))
+    rows = _fill(second / "labels.tsv", ["h", "h", "h", "h"])
+    assert len(rows) == 4 and {r["map_id"].rsplit("-", 1)[1] for r in rows} == {"raw", "normed"}
+    r = invoke("annotate", "import-labels", second / "labels.tsv", "-a", "alice", "--method", "m",
+               "--pass", "second", "--corpus", built)
+    assert r.exit_code != 0 and "another annotator" in r.output
+    before = effective_labels(built)
+    r = invoke("annotate", "import-labels", second / "labels.tsv", "-a", "bob", "--method", "m",
+               "--pass", "second", "--corpus", built)
+    assert r.exit_code == 0, r.output
+    assert effective_labels(built) == before
+    r = invoke("annotate", "agreement", "--corpus", built)
+    assert r.exit_code == 0, r.output
+    report = json.loads((built / "agreement.json").read_text())
+    assert report["all"]["n"] == 4 and report["raw"]["n"] == 2
+    n_open = report["all"]["open_disagreements"]
+    assert n_open == sum(before[r["map_id"]] != "heterogeneous" for r in rows)
+    # adjudication: the sheet shows both answers, and the adjudicated label becomes the effective one
+    adj = tmp_path / "adj"
+    r = invoke("annotate", "export-sheets", "--pass", "adjudicated", "-o", adj, "--corpus", built)
+    if n_open:
+        header = (adj / "labels.tsv").read_text().splitlines()[0].split("\t")
+        assert header == ["sheet_id", "cell", "map_id", "first_label", "second_label", "label"]
+        rows = _fill(adj / "labels.tsv", ["h"] * n_open)
+        assert invoke("annotate", "import-labels", adj / "labels.tsv", "-a", "carol", "--method", "m",
+                      "--pass", "adjudicated", "--corpus", built).exit_code == 0
+        assert all(effective_labels(built)[r["map_id"]] == "heterogeneous" for r in rows)
+    r = invoke("annotate", "summary", "--corpus", built)
+    assert r.exit_code == 0 and "| raw |" in r.output and "open disagreements: 0" in r.output
+    assert len(ids) == 20
+
+
+def test_shards_partition_the_work(built):
+    got = [select_for_export(built, "a", shard=parse_shard(f"{k}/3")) for k in (1, 2, 3)]
+    assert all(got) and sorted(sum(got, [])) == sorted(m["map_id"] for m in read_map_index(built))
+    with pytest.raises(ValueError, match="K/N"):
+        parse_shard("2")
+
+
+def test_option_errors(built, tmp_path):
+    r = invoke("annotate", "export-sheets", "--pass", "second", "-o", tmp_path / "o", "--corpus", built)
+    assert r.exit_code != 0 and "--annotator" in r.output
+    r = invoke("annotate", "export-sheets", "--kind", "weird", "-o", tmp_path / "o", "--corpus", built)
+    assert r.exit_code != 0
+    r = invoke("annotate", "build-corpus", tmp_path, "--corpus", built)
+    assert r.exit_code != 0 and "not an extraction run" in r.output

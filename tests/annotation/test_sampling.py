@@ -1,0 +1,69 @@
+"""Sampling corpus maps from extraction runs (spread, determinism, no duplicates) and importing .npy folders."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from attnpatterns.annotation.corpus import read_map_index, read_maps
+from attnpatterns.annotation.sampling import (
+    CORPUS_LOG_FILE, RunSource, add_run_sample, import_npy_folder, sample_run_maps,
+)
+from attnpatterns.extraction import open_run
+
+
+def _sources(tiny_runs):
+    singles, pairs = tiny_runs
+    return [RunSource(open_run(singles), "tiny", "s"), RunSource(open_run(pairs), "tiny", "p")]
+
+
+def test_sample_spreads_over_heads_and_text_kinds(tiny_runs):
+    sample = sample_run_maps(_sources(tiny_runs), per_kind=16, seed=3)
+    raw = [m for m in sample.maps if m.kind == "raw"]
+    assert len(raw) == 16 and len([m for m in sample.maps if m.kind == "normed"]) == 16
+    assert Counter(m.text_kind for m in raw) == {"single": 8, "pair": 8}
+    per_head = Counter((m.layer, m.head) for m in raw if m.text_kind == "single")
+    assert len(per_head) == 8 and set(per_head.values()) == {1}  # 2 layers x 4 heads, one text each
+    m = next(m for m in raw if m.text_kind == "pair")
+    assert m.map_id == f"tiny-L{m.layer}H{m.head}-{m.text_id}-raw" and m.text_id.startswith("p")
+    run = open_run(tiny_runs[1])
+    np.testing.assert_array_equal(m.array, run.get_map(m.text_id[1:], m.layer, m.head, "raw"))
+    again = sample_run_maps(_sources(tiny_runs), per_kind=16, seed=3)
+    assert [m.map_id for m in again.maps] == [m.map_id for m in sample.maps]
+
+
+def test_add_run_sample_never_duplicates_and_logs(tiny_runs, tmp_path):
+    first = add_run_sample(tmp_path, _sources(tiny_runs), per_kind=10, seed=0, balance="heuristic")
+    second = add_run_sample(tmp_path, _sources(tiny_runs), per_kind=10, seed=0, balance="heuristic")
+    assert len(first) == 20 and len(second) == 20 and not set(first) & set(second)
+    assert len(read_map_index(tmp_path)) == 40
+    logs = [json.loads(line) for line in (tmp_path / CORPUS_LOG_FILE).read_text().splitlines()]
+    assert len(logs) == 2 and logs[0]["balance"] == "heuristic"
+    assert all(a["heuristic_type"] for a in logs[0]["added"])
+
+
+def test_only_short_texts(tiny_runs):
+    sample = sample_run_maps(_sources(tiny_runs), per_kind=8, max_tokens=10, kinds=["raw"])
+    assert sample.maps and all(m.n_tokens <= 10 for m in sample.maps)
+    assert {m.kind for m in sample.maps} == {"raw"}
+
+
+def test_import_npy_folder(tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.eye(5, dtype=np.float32))
+    np.save(folder / "b.npy", np.ones((4, 4), dtype=np.float32) / 4)
+    (folder / "b.json").write_text(json.dumps({
+        "tokens": ["[CLS]", "x", "[SEP]", "y"], "segment_ids": [0, 0, 0, 1], "layer": 2, "head": 5,
+        "kind": "normed", "model": "bert-base-uncased", "text_id": "t9",
+    }))
+    ids = import_npy_folder(tmp_path / "corpus", folder)
+    assert ids == ["a", "bert-base-uncased-L2H5-t9-normed"]
+    maps = {m.map_id: m for m in read_maps(tmp_path / "corpus")}
+    assert maps["a"].tokens == ["t0", "t1", "t2", "t3", "t4"] and maps["a"].layer == -1
+    assert maps[ids[1]].text_kind == "pair" and maps[ids[1]].kind == "normed"
+    with pytest.raises(ValueError, match="no .npy"):
+        import_npy_folder(tmp_path / "corpus", tmp_path / "corpus")
