@@ -420,7 +420,8 @@ def add_maps(root: str | Path, records: Iterable[CorpusMap]) -> list[str]:
                 if known[rec.map_id] != meta or not np.array_equal(stored.get(rec.map_id), arr):
                     raise ValueError(
                         f"map id {rec.map_id!r} is already in the corpus at {root} with different content; "
-                        "give the new map another id (e.g. another model tag) instead of overwriting"
+                        "give the new map another id instead of overwriting (build-corpus: --model-tag for another "
+                        "model, --text-prefix for other input texts with the same example ids)"
                     )
                 continue
             known[rec.map_id], stored[rec.map_id] = meta, arr

@@ -61,7 +61,8 @@ def build_corpus(
     ] = None,
     text_prefix: Annotated[
         Optional[list[str]],
-        typer.Option("--text-prefix", help="Text-id prefix per run (repeat); default: the run folder's name + '-'."),
+        typer.Option("--text-prefix", help="Text-id prefix per run (repeat); needed when two runs of one model "
+                     "used different inputs with the same example ids."),
     ] = None,
     corpus: CorpusOpt = None,
 ) -> None:
@@ -82,8 +83,7 @@ def build_corpus(
             run = open_run(path)
         except RunError as err:
             raise fail(str(err))
-        prefix = text_prefix[i] if text_prefix else f"{Path(path).resolve().name}-"
-        sources.append(RunSource(run, model_tag[i] if model_tag else None, prefix))
+        sources.append(RunSource(run, model_tag[i] if model_tag else None, text_prefix[i] if text_prefix else ""))
     root = _corpus(corpus)
     try:
         new = add_run_sample(root, sources, per_kind, seed=seed, kinds=kinds, max_tokens=max_tokens,
@@ -244,6 +244,27 @@ def summary_cmd(corpus: CorpusOpt = None) -> None:
     typer.echo(f"\nmaps: {len(index)}; label rows: {len(rows)}; annotators: "
                f"{', '.join(sorted({r.annotator for r in rows})) or '-'}")
     typer.echo(f"second-pass pairs: {len(pass_pairs(rows))}; open disagreements: {len(disagreements(rows))}")
+
+
+@annotate_app.command("guideline-figures")
+def guideline_figures_cmd(
+    run: Annotated[Path, typer.Argument(help="Extraction run the examples come from.")],
+    spec: Annotated[Path, typer.Option("--spec", help="JSON list of example maps per figure.")] = Path(
+        "annotations/figures/examples.json"
+    ),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path(
+        "annotations/figures"
+    ),
+) -> None:
+    """Redraw the example pictures of annotations/GUIDELINE.md from an extraction run."""
+    from attnpatterns.annotation.guideline import read_spec, render_guideline_figures
+    from attnpatterns.extraction import RunError, open_run
+
+    try:
+        written = render_guideline_figures(open_run(run), read_spec(spec), output)
+    except (RunError, ValueError, OSError) as err:
+        raise fail(str(err))
+    typer.echo(f"wrote {len(written)} figure(s) to {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -70,8 +70,8 @@ def tiny_runs(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("runs")
     model = load_model(save_tiny_model(base / "tiny"))
-    singles = [TextExample(f"{i}", t) for i, t in enumerate(TEXTS)]
-    pairs = [TextExample(f"{i}", t, TEXTS[(i + 1) % len(TEXTS)]) for i, t in enumerate(TEXTS)]
+    singles = [TextExample(f"s{i}", t) for i, t in enumerate(TEXTS)]
+    pairs = [TextExample(f"p{i}", t, TEXTS[(i + 1) % len(TEXTS)]) for i, t in enumerate(TEXTS)]
     extract_maps(model, singles, base / "singles", ExtractionConfig(batch_size=8))
     extract_maps(model, pairs, base / "pairs", ExtractionConfig(batch_size=8))
     return base / "singles", base / "pairs"

@@ -138,3 +138,19 @@ def test_option_errors(built, tmp_path):
     assert r.exit_code != 0
     r = invoke("annotate", "build-corpus", tmp_path, "--corpus", built)
     assert r.exit_code != 0 and "not an extraction run" in r.output
+
+
+def test_guideline_figures(tiny_runs, tmp_path):
+    spec = {"figures": {"vertical+diagonal": {"ncols": 2, "maps": [
+        {"example_id": "s1", "layer": 0, "head": 1, "kind": "raw"},
+        {"example_id": "p2", "layer": 1, "head": 3, "kind": "normed"},
+    ]}}}
+    (tmp_path / "examples.json").write_text(json.dumps(spec))
+    # maps of two runs cannot share a figure, so the pair example fails clearly on the singles run
+    r = invoke("annotate", "guideline-figures", tiny_runs[0], "--spec", tmp_path / "examples.json", "-o", tmp_path)
+    assert r.exit_code != 0 and "p2" in r.output
+    spec["figures"]["vertical+diagonal"]["maps"][1]["example_id"] = "s2"
+    (tmp_path / "examples.json").write_text(json.dumps(spec))
+    r = invoke("annotate", "guideline-figures", tiny_runs[0], "--spec", tmp_path / "examples.json", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "vertical-diagonal.png").stat().st_size > 1000
