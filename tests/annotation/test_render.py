@@ -45,3 +45,22 @@ def test_sheet_has_numbered_cells():
     assert axes[0]._right_title.get_text() == "raw · 8 tok"
     assert fig.get_size_inches()[0] >= 12  # cells are large enough to judge
     plt.close(fig)
+
+
+def test_guideline_example_spec_points_at_builtin_samples():
+    """The guideline's example maps must exist in a run of the built-in samples on the bundled MiniLM (6 x 12)."""
+    from pathlib import Path
+
+    from attnpatterns.annotation.guideline import figure_file_name, read_spec
+    from attnpatterns.data.sources import builtin_samples
+
+    root = Path(__file__).resolve().parents[2] / "annotations"
+    spec = read_spec(root / "figures" / "examples.json")
+    ids = {e.example_id for e in builtin_samples("both")}
+    guideline = (root / "GUIDELINE.md").read_text()
+    for name, fig in spec["figures"].items():
+        assert f"figures/{figure_file_name(name)}" in guideline
+        assert (root / "figures" / figure_file_name(name)).is_file()
+        for m in fig["maps"]:
+            assert m["example_id"] in ids and 0 <= m["layer"] < 6 and 0 <= m["head"] < 12
+            assert m["kind"] in ("raw", "normed")
