@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from attnpatterns.annotation.corpus import (
-    PASSES, LabelRow, append_labels, parse_label, read_arrays, read_labels, read_map_index,
+    LabelRow, append_labels, parse_label, read_arrays, read_labels, read_map_index,
 )
 from attnpatterns.annotation.render import SheetCell, render_sheet
 from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
@@ -156,8 +156,6 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
     the ``ValueError`` lists every bad row with its line number. Rows with an empty label are skipped. In the
     second pass, maps whose first label came from the same annotator are refused (the passes must be independent).
     """
-    if pass_ not in PASSES:
-        raise ValueError(f"pass {pass_!r} is not one of {', '.join(PASSES)}")
     if not method.strip():
         raise ValueError("say how the labels were made (--method), e.g. 'agent viewed exported sheets'")
     tsv = Path(tsv)
