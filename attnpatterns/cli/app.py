@@ -14,6 +14,8 @@ import typer
 COMMAND_MODULES: list[str] = [
     "annotate",
     "extract",
+    "compare",
+    "report",
 ]
 
 app = typer.Typer(
