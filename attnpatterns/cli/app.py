@@ -14,6 +14,9 @@ import typer
 COMMAND_MODULES: list[str] = [
     "annotate",
     "extract",
+    "train",
+    "evaluate",
+    "classify",
     "compare",
     "report",
 ]

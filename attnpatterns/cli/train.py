@@ -1,0 +1,132 @@
+"""``attnpatterns train``: cross-validate the pattern classifier on labelled maps, then fit and save it.
+
+Writes into the run folder: ``report.txt``/``report.json``/``confusion_matrix.png`` (k-fold grouped CV:
+per-class precision, recall, F1, macro-F1), ``cv_predictions.csv`` (out-of-fold probabilities), ``training.json``,
+``checkpoint/`` (safetensors + JSON) and ``manifest.json``. ``--install-default`` also makes the checkpoint the
+shipped default for its kind; ``uv run python -m attnpatterns.patterns.rebuild_defaults`` does that for both kinds
+from ``annotations/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, QuietOpt, SeedOpt, fail
+from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS
+
+KindOpt = Annotated[str, typer.Option("--kind", "-k", help="Kind of map: raw or normed.")]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="auto, corpus (annotations/ folder), npy-labels (.npy maps + labels.txt 'label = n1, n2'), "
+        "npy-tsv (.npy maps + 'name<TAB>label' TSV).",
+    ),
+]
+LabelMapOpt = Annotated[
+    Optional[Path],
+    typer.Option("--label-map", help="Extra label names: lines 'name = type' or a JSON object (see patterns.labels)."),
+]
+GroupPatternOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--group-pattern",
+        help="For .npy formats: regex whose first group (or match) in a map's name is its source text, so maps of "
+        "one text stay on one side of a split. Default: every map its own group.",
+    ),
+]
+
+
+def check_kind(kind: Optional[str], name: str = "--kind") -> None:
+    if kind is not None and kind not in MAP_KINDS:
+        raise typer.BadParameter(f"{kind!r} is not one of {', '.join(MAP_KINDS)}", param_hint=name)
+
+
+def load_data(data: Optional[Path], format: str, kind: Optional[str], label_map: Optional[Path], group_pattern):
+    """Read a labelled set for the CLI (any format); errors become a clean exit."""
+    from attnpatterns.patterns.io import FORMATS, DataError, load_labeled
+    from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP, LabelError, read_label_map_file
+    from attnpatterns.patterns.preprocess import MapError
+
+    if format != "auto" and format not in FORMATS:
+        raise typer.BadParameter(f"{format!r} is not one of auto, {', '.join(FORMATS)}", param_hint="--format")
+    try:
+        mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
+        return load_labeled(data, format, kind, mapping, group_pattern)
+    except (DataError, LabelError, MapError) as err:
+        raise fail(str(err))
+
+
+def train(
+    kind: KindOpt,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder to write.")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Labelled maps (default: the project's annotations/).")
+    ] = None,
+    format: FormatOpt = "auto",
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
+    max_epochs: Annotated[int, typer.Option(help="Most epochs per fit (early stopping usually ends sooner).")] = 60,
+    patience: Annotated[int, typer.Option(help="Epochs without a lower validation loss before stopping.")] = 10,
+    skip_cv: Annotated[bool, typer.Option("--skip-cv", help="Fit the final model only, no cross-validation.")] = False,
+    allow_empty_classes: Annotated[
+        bool, typer.Option("--allow-empty-classes", help="Train even if some type has no labelled maps.")
+    ] = False,
+    label_map: LabelMapOpt = None,
+    group_pattern: GroupPatternOpt = None,
+    install_default: Annotated[
+        bool, typer.Option("--install-default", help="Also install the checkpoint as the shipped default.")
+    ] = False,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cross-validate (grouped by source text, stratified by label), then fit the classifier and save it."""
+    from attnpatterns.manifest import base_manifest
+    from attnpatterns.patterns.checkpoint import install_default_checkpoint
+    from attnpatterns.patterns.io import DataError
+    from attnpatterns.patterns.train import TrainConfig, train_classifier
+    from attnpatterns.runtime import resolve_device, seed_everything
+
+    check_kind(kind)
+    if output is None:
+        output = Path(f"runs/train-{kind}")
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise fail(f"{output} exists and is not empty; choose another --output or pass --overwrite")
+    try:
+        config = TrainConfig(
+            n_folds=folds, max_epochs=max_epochs, patience=patience, seed=seed,
+            allow_empty_classes=allow_empty_classes,
+        )
+        torch_device = resolve_device(device)
+    except ValueError as err:
+        raise fail(str(err))
+    seed_everything(seed)
+    dataset = load_data(data, format, kind, label_map, group_pattern)
+    if not quiet:
+        typer.echo(f"{len(dataset)} {kind} maps from {dataset.source}: {dataset.class_counts()}")
+    try:
+        result = train_classifier(dataset, kind, config=config, device=torch_device, cross_validate=not skip_cv)
+    except DataError as err:
+        raise fail(str(err))
+    paths = result.save(output)
+    manifest = base_manifest(
+        "pattern-training",
+        {"kind": kind, "seed": seed, "device": str(torch_device), "data": result.data_summary,
+         "train_config": config.to_dict(), "cv_macro_f1": result.to_dict()["cv_macro_f1"]},
+    )
+    (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if not quiet and result.cv is not None:
+        typer.echo(result.cv.report.to_text())
+    if install_default:
+        installed = install_default_checkpoint(paths["checkpoint"], report_folder=output if result.cv else None)
+        typer.echo(f"installed as the default {kind} classifier: {installed}")
+    typer.echo(f"trained in {result.seconds:.1f} s -> {output} (checkpoint: {paths['checkpoint']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

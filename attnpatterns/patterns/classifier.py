@@ -1,0 +1,98 @@
+"""A trained pattern classifier: the network together with everything needed to use it correctly.
+
+:class:`PatternClassifier` bundles the :class:`~attnpatterns.patterns.model.PatternCNN`, the preprocessing it was
+trained with, the kind of map it is for ("raw" or "normed") and its training metadata. It refuses maps of the
+other kind (:class:`KindMismatchError`); inference runs on the device the network sits on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.patterns.model import ModelConfig, PatternCNN
+from attnpatterns.patterns.preprocess import Features, PreprocessConfig, preprocess_maps
+
+
+class KindMismatchError(ValueError):
+    """A classifier trained on one kind of map (raw / normed) was asked to label the other kind."""
+
+
+@dataclass
+class PatternClassifier:
+    """A :class:`PatternCNN` with its kind, preprocessing and label names; use :meth:`predict_proba`."""
+
+    network: PatternCNN
+    kind: str
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    label_names: tuple[str, ...] = PATTERN_TYPES
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MAP_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MAP_KINDS)}, got {self.kind!r}")
+        self.label_names = tuple(self.label_names)
+        if self.label_names != PATTERN_TYPES:
+            raise ValueError(f"label names {self.label_names} differ from the pattern types {PATTERN_TYPES}")
+
+    @classmethod
+    def new(
+        cls,
+        kind: str,
+        preprocess: PreprocessConfig = PreprocessConfig(),
+        model: ModelConfig = ModelConfig(),
+        metadata: dict | None = None,
+    ) -> PatternClassifier:
+        """An untrained classifier (random weights) for ``kind``."""
+        network = PatternCNN(model, preprocess.n_channels, preprocess.n_vector)
+        return cls(network, kind, preprocess, PATTERN_TYPES, dict(metadata or {}))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: torch.device | str) -> PatternClassifier:
+        self.network.to(device)
+        return self
+
+    def check_kind(self, kind: str | None, where: str = "these maps") -> None:
+        """Raise :class:`KindMismatchError` unless ``kind`` (None = unknown, accepted) is this classifier's kind."""
+        if kind is not None and kind != self.kind:
+            source = self.metadata.get("path", "this checkpoint")
+            raise KindMismatchError(
+                f"{source} was trained on {self.kind} maps and cannot classify {kind} maps ({where}); "
+                f"use a {kind} checkpoint (the shipped default for {kind} is used when no checkpoint is given)"
+            )
+
+    def features(self, maps: Sequence, names: Sequence[str] | None = None, batch_size: int = 256) -> Features:
+        return preprocess_maps(maps, self.preprocess, names=names, device=self.device, batch_size=batch_size)
+
+    @torch.no_grad()
+    def predict_features(self, feats: Features, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, 5) for already featurised maps."""
+        self.network.eval()
+        out = []
+        for start in range(0, len(feats), batch_size):
+            part = feats[start : start + batch_size].to(self.device)
+            out.append(torch.softmax(self.network(part.images, part.vectors), dim=1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
+
+    def predict_proba(
+        self,
+        maps: Sequence,
+        kind: str | None = None,
+        names: Sequence[str] | None = None,
+        batch_size: int = 256,
+    ) -> np.ndarray:
+        """Probabilities (N, 5) over :data:`PATTERN_TYPES` for maps of any sizes; checks ``kind`` when given."""
+        self.check_kind(kind)
+        return self.predict_features(self.features(maps, names, batch_size), batch_size)
+
+    def predict(self, maps: Sequence, kind: str | None = None, batch_size: int = 256) -> list[str]:
+        """The most probable pattern type of each map."""
+        probs = self.predict_proba(maps, kind=kind, batch_size=batch_size)
+        return [self.label_names[i] for i in probs.argmax(axis=1)]

@@ -1,0 +1,88 @@
+"""The pattern classifier network: a small CNN over the pooled map plus an MLP over its scale-free profiles.
+
+Input is a :class:`~attnpatterns.patterns.preprocess.Features` batch: images (B, 3, G, G) and vectors (B, V)
+(see :mod:`attnpatterns.patterns.preprocess`). The image branch is four 3x3 conv blocks (group norm, ReLU, 2x2 max
+pooling after the first three) followed by global average *and* max pooling, so the network sees whether a
+structure is present anywhere (max) and how much of the map it covers (mean), independent of where it sits. The
+vector branch is one hidden layer. The two are concatenated and a two-layer head gives logits over the five
+pattern types. With the defaults it has about 40 thousand parameters (the original was a ~73k-parameter fully
+convolutional net) and classifies thousands of maps per second on one CPU core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from attnpatterns.constants import PATTERN_TYPES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters; saved in the checkpoint."""
+
+    channels: tuple[int, ...] = (8, 16, 32, 48)
+    vector_hidden: int = 32
+    head_hidden: int = 48
+    dropout: float = 0.2
+    n_classes: int = len(PATTERN_TYPES)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if len(self.channels) < 1 or min(self.channels) < 1:
+            raise ValueError(f"channels must be positive integers, got {self.channels}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["channels"] = list(self.channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        fields = ("channels", "vector_hidden", "head_hidden", "dropout", "n_classes")
+        return cls(**{k: data[k] for k in fields if k in data})
+
+
+def _conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
+    # group norm rather than batch norm: no running statistics, so a model behaves the same in training and in
+    # evaluation even after a few steps on a small set (early stopping may keep an early epoch)
+    norm = nn.GroupNorm(min(4, c_out), c_out)
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), norm, nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class PatternCNN(nn.Module):
+    """Logits over the pattern types for a batch of featurised maps."""
+
+    def __init__(self, config: ModelConfig, in_channels: int, n_vector: int) -> None:
+        super().__init__()
+        self.config = config
+        blocks = []
+        c_in = in_channels
+        for index, c_out in enumerate(config.channels):
+            blocks.append(_conv_block(c_in, c_out, pool=index < len(config.channels) - 1))
+            c_in = c_out
+        self.convs = nn.Sequential(*blocks)
+        self.vector_branch = nn.Sequential(nn.Linear(n_vector, config.vector_hidden), nn.ReLU())
+        self.head = nn.Sequential(
+            nn.Linear(2 * c_in + config.vector_hidden, config.head_hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.head_hidden, config.n_classes),
+        )
+
+    def forward(self, images: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        h = self.convs(images)  # (B, C, G', G')
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)  # (B, 2C)
+        v = self.vector_branch(vectors)  # (B, vector_hidden)
+        return self.head(torch.cat([pooled, v], dim=1))  # (B, n_classes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

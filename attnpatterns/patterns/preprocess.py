@@ -1,0 +1,236 @@
+"""Turn attention maps of any size (4 to 512 tokens and beyond) into fixed-size classifier inputs.
+
+The original classifier of Kovaleva et al. (2019) saw maps cropped to their real tokens and zero-padded to a fixed
+size, so the same pattern occupied a different fraction of the input depending on sentence length and on how much
+padding was added. Here every map goes through the same steps, chosen so that the result depends on the *picture*
+of the map and not on its token count or padding:
+
+1. **Validate** (:func:`validate_map`): a 2-D square float array with at least 2 rows, finite, non-negative and
+   not all zero. Anything else is a :class:`MapError` that says what is wrong.
+2. **Strip zero padding** (:func:`strip_padding`): trailing rows and columns that are entirely zero are removed.
+   A real attention map never has an all-zero row or column (softmax weights are positive, and norm-weighted
+   maps are products of those with positive norms), so this only removes padding, and a padded map gives exactly
+   the same features as the unpadded one.
+3. **Normalise by the map maximum** (:func:`normalise_map`): divide by the largest value, so the brightest cell is
+   1. This is what a human annotator sees (colours scaled per map) and it is the documented normalisation for
+   norm-weighted maps, which are not probabilities: their rows do not sum to one and their scale differs from head
+   to head by orders of magnitude, so only magnitudes relative to the map's own maximum are kept. For raw maps
+   (rows sum to one) it is the same kind of rescaling. The classifier is therefore invariant to multiplying a map
+   by any positive constant.
+4. **Resize to a fixed grid** (``grid`` x ``grid``, default 32) by adaptive average pooling, i.e. area
+   averaging: a 512-token map is averaged down, a 12-token map is replicated up. After this step a map and a
+   resized (interpolated) copy of it look almost the same, which is what makes the classifier robust to the
+   crop/pad/resize treatment of its input.
+
+From the grid, three image channels and a vector of scale-free profiles are computed (all in :func:`features`):
+
+- channel 0, ``map``: the pooled map divided by its maximum;
+- channel 1, ``row-max``: the map with every row divided by that row's maximum, pooled and rescaled, so each
+  query's strongest target is bright even where the query's total weight is small (diagonals and stripes stand
+  out in norm-weighted maps too);
+- channel 2, ``log-contrast``: ``log(1 + c * map) / log(1 + c)`` (``c`` = ``contrast``, default 50), which lifts
+  faint structure the way a perceptual colour map does (heterogeneous texture under a strong stripe);
+- vector, ``diagonal-offset profile`` (``2*grid - 1`` values): the mean of the row-max channel along every
+  diagonal offset ``j - i`` of the grid, divided by its maximum; a diagonal map has a sharp peak near offset 0;
+- vector, ``column profile`` (``grid`` values): the column means of channel 0 sorted in descending order and
+  divided by their sum, i.e. how concentrated attention is on a few columns wherever they are (vertical);
+- vector, two normalised entropies in [0, 1] on the grid: the mean entropy of the rows of channel 0 and the entropy
+  of its column sums, each divided by ``log(grid)`` (high for spread-out, heterogeneous maps).
+
+Every feature is computed from the pooled grid, so none depends on the token count directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-12
+
+
+class MapError(ValueError):
+    """An input map that the classifier cannot use (not square, NaN, negative, ...)."""
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How maps become classifier inputs; saved in every checkpoint so that inference repeats training exactly."""
+
+    grid: int = 32  #: side of the fixed grid every map is pooled to
+    contrast: float = 50.0  #: ``c`` of the log-contrast channel
+    min_tokens: int = 2  #: smaller maps are refused
+
+    def __post_init__(self) -> None:
+        if self.grid < 8:
+            raise ValueError(f"grid must be at least 8, got {self.grid}")
+        if self.contrast <= 0:
+            raise ValueError(f"contrast must be positive, got {self.contrast}")
+        if self.min_tokens < 1:
+            raise ValueError(f"min_tokens must be at least 1, got {self.min_tokens}")
+
+    @property
+    def n_channels(self) -> int:
+        return 3
+
+    @property
+    def n_vector(self) -> int:
+        return (2 * self.grid - 1) + self.grid + 2
+
+    def to_dict(self) -> dict:
+        return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreprocessConfig:
+        return cls(**{k: data[k] for k in ("grid", "contrast", "min_tokens") if k in data})
+
+
+@dataclass
+class Features:
+    """Classifier inputs for N maps: ``images`` (N, 3, grid, grid) and ``vectors`` (N, n_vector), float32."""
+
+    images: torch.Tensor
+    vectors: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index) -> Features:
+        return Features(self.images[index], self.vectors[index])
+
+    def to(self, device: torch.device | str) -> Features:
+        return Features(self.images.to(device), self.vectors.to(device))
+
+    @staticmethod
+    def cat(parts: Sequence[Features]) -> Features:
+        return Features(torch.cat([p.images for p in parts]), torch.cat([p.vectors for p in parts]))
+
+
+def validate_map(array, name: str | None = None, min_tokens: int = 2) -> np.ndarray:
+    """Check one map and return it as float32; raise :class:`MapError` saying what is wrong and where."""
+    where = f"map {name!r}" if name is not None else "map"
+    arr = np.asarray(array)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise MapError(f"{where} has dtype {arr.dtype}; expected a numeric (float) array")
+    if arr.ndim != 2:
+        raise MapError(f"{where} has shape {arr.shape}; an attention map is a 2-D (tokens x tokens) array")
+    if arr.shape[0] != arr.shape[1]:
+        raise MapError(
+            f"{where} is not square (shape {arr.shape}); attention maps are tokens x tokens. "
+            "Crop it to the real tokens before classifying"
+        )
+    if arr.shape[0] < min_tokens:
+        raise MapError(f"{where} has {arr.shape[0]} token(s); at least {min_tokens} are needed")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise MapError(f"{where} contains {bad} NaN or infinite value(s); attention maps must be finite")
+    if (arr < 0).any():
+        raise MapError(
+            f"{where} contains negative values (min {float(arr.min()):.3g}); attention weights and "
+            "norm-weighted maps are non-negative. Pass the attention map itself, not a difference or a log"
+        )
+    if not (arr > 0).any():
+        raise MapError(f"{where} is all zeros; there is no pattern to classify")
+    return arr
+
+
+def strip_padding(array: np.ndarray) -> np.ndarray:
+    """Remove trailing rows and columns that are entirely zero (zero padding); see step 2 of the module doc."""
+    nonzero = np.flatnonzero(array.any(axis=1) | array.any(axis=0))
+    n = int(nonzero[-1]) + 1 if nonzero.size else array.shape[0]
+    return array[:n, :n]
+
+
+def normalise_map(array: np.ndarray) -> np.ndarray:
+    """Divide a map by its maximum (the brightest cell becomes 1); the documented normalisation of both kinds."""
+    return array / max(float(array.max()), _EPS)
+
+
+def prepare_map(array, name: str | None = None, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """Steps 1 to 3 for one map: validate, strip zero padding, divide by the maximum. Returns float32 (T, T)."""
+    arr = strip_padding(validate_map(array, name, config.min_tokens))
+    if arr.shape[0] < config.min_tokens:
+        raise MapError(f"map {name!r} has fewer than {config.min_tokens} tokens once zero padding is removed")
+    return normalise_map(arr).astype(np.float32, copy=False)
+
+
+def _max_normalise(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    return x / x.amax(dim=dims, keepdim=True).clamp_min(_EPS)
+
+
+def _diagonal_offset_index(grid: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    i = torch.arange(grid, device=device)
+    offset = (i[None, :] - i[:, None] + grid - 1).reshape(-1)  # (G*G,) in [0, 2G-2]
+    counts = torch.bincount(offset, minlength=2 * grid - 1).to(torch.float32)  # cells per diagonal
+    return offset, counts
+
+
+def _normalised_entropy(p: torch.Tensor, size: int) -> torch.Tensor:
+    p = p / p.sum(dim=-1, keepdim=True).clamp_min(_EPS)
+    return -(p * torch.log(p.clamp_min(_EPS))).sum(dim=-1) / math.log(size)
+
+
+def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) -> Features:
+    """Step 4 and the feature channels for a batch of prepared maps of one size, ``maps`` (B, T, T).
+
+    ``maps`` must already have been through :func:`prepare_map` (or at least be non-negative with a positive
+    maximum). Runs on the device of ``maps``.
+    """
+    if maps.ndim != 3 or maps.shape[1] != maps.shape[2]:
+        raise MapError(f"expected a batch of square maps (B, T, T), got shape {tuple(maps.shape)}")
+    g = config.grid
+    x = _max_normalise(maps.to(torch.float32), (1, 2))  # (B, T, T), max 1
+    rows = x / x.amax(dim=2, keepdim=True).clamp_min(_EPS)  # (B, T, T), each row max 1
+    pooled = F.adaptive_avg_pool2d(torch.stack([x, rows], dim=1), g)  # (B, 2, G, G)
+    pooled = _max_normalise(pooled, (2, 3))
+    base, row_max = pooled[:, 0], pooled[:, 1]  # (B, G, G) each
+    contrast = torch.log1p(config.contrast * base) / math.log1p(config.contrast)
+    images = torch.stack([base, row_max, contrast], dim=1)  # (B, 3, G, G)
+
+    offset, counts = _diagonal_offset_index(g, maps.device)
+    diag = torch.zeros(maps.shape[0], 2 * g - 1, device=maps.device)
+    diag.index_add_(1, offset, row_max.reshape(maps.shape[0], -1))  # (B, 2G-1) sums along diagonals
+    diag = _max_normalise(diag / counts, (1,))
+    col_mean = base.mean(dim=1)  # (B, G)
+    col_profile = col_mean.sort(dim=1, descending=True).values
+    col_profile = col_profile / col_profile.sum(dim=1, keepdim=True).clamp_min(_EPS)
+    row_entropy = _normalised_entropy(base, g).mean(dim=1, keepdim=True)  # (B, 1)
+    col_entropy = _normalised_entropy(col_mean, g).unsqueeze(1)  # (B, 1)
+    vectors = torch.cat([diag, col_profile, row_entropy, col_entropy], dim=1)  # (B, n_vector)
+    return Features(images.contiguous(), vectors.contiguous())
+
+
+def preprocess_maps(
+    maps: Sequence,
+    config: PreprocessConfig = PreprocessConfig(),
+    names: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+) -> Features:
+    """Validate, prepare and featurise maps of any sizes; the result keeps the input order.
+
+    Maps are grouped by their (unpadded) size so that each group is featurised as one batch on ``device``.
+    """
+    if len(maps) == 0:
+        raise MapError("no maps to preprocess")
+    prepared = [prepare_map(m, None if names is None else names[i], config) for i, m in enumerate(maps)]
+    by_size: dict[int, list[int]] = {}
+    for index, arr in enumerate(prepared):
+        by_size.setdefault(arr.shape[0], []).append(index)
+    g, n_vec = config.grid, config.n_vector
+    images = torch.empty(len(prepared), config.n_channels, g, g)
+    vectors = torch.empty(len(prepared), n_vec)
+    for indices in by_size.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = torch.from_numpy(np.stack([prepared[i] for i in chunk])).to(device)  # (b, T, T)
+            feats = features(batch, config)
+            images[chunk] = feats.images.cpu()
+            vectors[chunk] = feats.vectors.cpu()
+    return Features(images, vectors)
+

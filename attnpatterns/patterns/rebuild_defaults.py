@@ -1,0 +1,29 @@
+"""Rebuild the shipped default checkpoints from the project's annotated corpus (``annotations/``).
+
+Run ``uv run python -m attnpatterns.patterns.rebuild_defaults`` from the repository root. For each kind it runs
+exactly ``attnpatterns train --kind KIND --install-default -o runs/classifier-defaults/KIND --overwrite`` (grouped
+5-fold cross-validation, then the final fit with the default settings and seed 0) and installs the checkpoint,
+with its cross-validation report, into ``attnpatterns/patterns/checkpoints/KIND/``. Extra arguments are passed
+on to every ``train`` call (for example ``--device cuda``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from attnpatterns.constants import MAP_KINDS
+
+RUNS_DIR = "runs/classifier-defaults"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from attnpatterns.cli.app import app
+
+    extra = list(sys.argv[1:] if argv is None else argv)
+    for kind in MAP_KINDS:
+        args = ["train", "--kind", kind, "--install-default", "-o", f"{RUNS_DIR}/{kind}", "--overwrite", *extra]
+        app(args, standalone_mode=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

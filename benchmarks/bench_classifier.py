@@ -1,0 +1,185 @@
+"""Pattern-classifier benchmark: classification speed, robustness to crop/pad/resize, and training time.
+
+Prints, per map kind:
+  * maps classified per second, end to end (validation + preprocessing + network) and network only, on CPU with
+    1 thread and with all threads, and on the GPU when there is one; also for 512-token maps;
+  * label agreement under the crop/pad/resize treatments of ``attnpatterns.patterns.robustness`` (target >= 95%);
+  * the time to train once (no CV) and to cross-validate + train on the labelled set, with 1 CPU thread.
+
+Maps: the project corpus (``annotations/``) when it has labelled maps, else real maps extracted from the bundled
+MiniLM over the built-in samples (speed and robustness need no labels). Classifier: the shipped default checkpoint
+of each kind; when there is none yet, one trained on the synthetic maps of ``tests/patterns/synthetic.py`` (said in
+the output; such figures are only a smoke test). Training time is measured on the corpus when it exists, else on 600
+synthetic maps.
+
+Run:  uv run python benchmarks/bench_classifier.py [--examples 24] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.patterns.synthetic
+
+
+def corpus_set(kind: str):
+    from attnpatterns.patterns.io import DataError, read_corpus
+
+    try:
+        return read_corpus(None, kind=kind)
+    except (DataError, FileNotFoundError, ValueError):
+        return None
+
+
+def extracted_maps(n_examples: int, workdir: Path) -> dict[str, list]:
+    from attnpatterns.data.records import TextExample
+    from attnpatterns.data.sources import builtin_samples
+    from attnpatterns.extraction import ExtractionConfig, extract_maps
+    from attnpatterns.models import load_model
+    from attnpatterns.constants import DEFAULT_MODEL
+
+    base = builtin_samples("both")
+    step = max(1, len(base) // n_examples)
+    examples = [TextExample(f"x{i}", e.text_a, e.text_b) for i, e in enumerate(base[::step][:n_examples])]
+    run = extract_maps(load_model(DEFAULT_MODEL, "cpu"), examples, workdir / "run", ExtractionConfig())
+    out: dict[str, list] = {k: [] for k in run.kinds}
+    for rec in run.iter_maps():
+        out[rec.kind].append(rec.array)
+    return out
+
+
+def synthetic_classifier(kind: str):
+    from attnpatterns.patterns.train import TrainConfig, train_classifier
+    from tests.patterns.synthetic import synthetic_set
+
+    data = synthetic_set(n_per_type=60, kind=kind, seed=11, min_tokens=4, max_tokens=64)
+    return train_classifier(data, config=TrainConfig(), cross_validate=False).classifier
+
+
+def maps_per_second(classifier, maps, repeats: int = 3, batch_size: int = 512) -> tuple[float, float]:
+    """(end-to-end, network-only) maps per second, best of ``repeats``."""
+    import torch
+
+    def sync():
+        if classifier.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    classifier.predict_proba(maps[:64])  # warm-up
+    best_total = best_net = float("inf")
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        feats = classifier.features(maps, batch_size=batch_size)
+        middle = time.perf_counter()
+        classifier.predict_features(feats, batch_size=batch_size)
+        sync()
+        end = time.perf_counter()
+        best_total = min(best_total, end - start)
+        best_net = min(best_net, end - middle)
+    return len(maps) / best_total, len(maps) / best_net
+
+
+def training_time(kind: str, data) -> dict:
+    import torch
+
+    from attnpatterns.patterns.train import train_classifier
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {"n_maps": len(data), "source": data.source}
+        for label, cv in (("fit_only", False), ("cv_and_fit", True)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = train_classifier(data, kind, cross_validate=cv)
+            out[f"{label}_wall_s"] = round(time.perf_counter() - wall, 2)
+            out[f"{label}_cpu_s"] = round(time.process_time() - cpu, 2)
+            if cv:
+                out["cv_macro_f1"] = round(result.cv.report.macro_f1, 4)
+            else:
+                out["fit_epochs"] = len(result.history.val_loss)
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=24, help="Built-in examples to extract when no corpus.")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from attnpatterns.constants import MAP_KINDS
+    from attnpatterns.patterns import NoDefaultCheckpointError, load_classifier
+    from attnpatterns.patterns.robustness import treatment_agreement
+    from tests.patterns.synthetic import synthetic_set
+
+    results: dict = {"cpu_threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0)
+                     if torch.cuda.is_available() else None, "kinds": {}}
+    corpora = {k: corpus_set(k) for k in MAP_KINDS}
+    extracted = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if any(c is None for c in corpora.values()):
+            extracted = extracted_maps(args.examples, Path(tmp))
+        for kind in MAP_KINDS:
+            corpus = corpora[kind]
+            maps = corpus.arrays if corpus is not None else extracted[kind]
+            source = f"corpus ({corpus.source})" if corpus is not None else f"MiniLM maps of {args.examples} samples"
+            try:
+                classifier, clf_source = load_classifier(kind=kind), "shipped default"
+            except NoDefaultCheckpointError:
+                classifier, clf_source = synthetic_classifier(kind), "trained on synthetic maps (no default yet)"
+            row: dict = {"maps": source, "n_maps": len(maps), "classifier": clf_source,
+                         "median_tokens": float(np.median([m.shape[0] for m in maps]))}
+            rng = np.random.default_rng(0)
+            long_maps = [rng.dirichlet(np.ones(512), size=512).astype(np.float32) for _ in range(64)]
+
+            threads = torch.get_num_threads()
+            for label, n_threads in (("cpu_1_thread", 1), (f"cpu_{threads}_threads", threads)):
+                torch.set_num_threads(n_threads)
+                total, net = maps_per_second(classifier.to("cpu"), maps)
+                row[f"{label}_maps_per_s"] = round(total)
+                row[f"{label}_network_only_maps_per_s"] = round(net)
+                row[f"{label}_512_token_maps_per_s"] = round(maps_per_second(classifier, long_maps, 2)[0])
+            torch.set_num_threads(threads)
+            if torch.cuda.is_available():
+                total, net = maps_per_second(classifier.to("cuda"), maps)
+                row["gpu_maps_per_s"], row["gpu_network_only_maps_per_s"] = round(total), round(net)
+                row["gpu_512_token_maps_per_s"] = round(maps_per_second(classifier, long_maps, 2)[0])
+                classifier.to("cpu")
+
+            agreement = treatment_agreement(classifier, maps)
+            row["agreement"] = {k: round(v, 4) for k, v in agreement.items()}
+            if not args.skip_training:
+                data = corpus if corpus is not None else synthetic_set(120, kind, seed=5, min_tokens=4, max_tokens=64)
+                row["training"] = training_time(kind, data)
+            results["kinds"][kind] = row
+
+    for kind, row in results["kinds"].items():
+        print(f"\n== {kind} maps: {row['n_maps']} from {row['maps']}; classifier {row['classifier']}")
+        for key, value in row.items():
+            if key.endswith("_per_s"):
+                print(f"  {key:<42} {value:>10,}")
+        print("  label agreement under treatments (target >= 0.95):")
+        for key, value in row["agreement"].items():
+            print(f"    {key:<14} {value:.3f}")
+        if "training" in row:
+            print("  training (1 CPU thread): " + ", ".join(f"{k}={v}" for k, v in row["training"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

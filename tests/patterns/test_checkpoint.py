@@ -1,0 +1,110 @@
+"""Checkpoints: round trip, no pickle, clear errors for wrong kind and damaged files, shipped defaults."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from attnpatterns.patterns import load_classifier
+from attnpatterns.patterns.checkpoint import (
+    CONFIG_FILE,
+    REBUILD_COMMAND,
+    WEIGHTS_FILE,
+    CheckpointError,
+    NoDefaultCheckpointError,
+    install_default_checkpoint,
+    load_checkpoint,
+    load_default_checkpoint,
+    save_checkpoint,
+)
+from attnpatterns.patterns.classifier import KindMismatchError
+
+
+@pytest.fixture
+def saved(tmp_path, raw_classifier):
+    return save_checkpoint(raw_classifier, tmp_path / "ckpt")
+
+
+def test_round_trip_gives_the_same_predictions(saved, raw_classifier, raw_set):
+    loaded = load_checkpoint(saved)
+    assert loaded.kind == "raw" and loaded.preprocess == raw_classifier.preprocess
+    assert np.allclose(loaded.predict_proba(raw_set.arrays), raw_classifier.predict_proba(raw_set.arrays))
+    config = json.loads((saved / CONFIG_FILE).read_text())
+    assert config["kind"] == "raw" and config["label_names"][2] == "vertical+diagonal"
+    assert config["training"]["data"]["data_sha256"] == raw_set.data_hash()
+    assert "torch" in config["versions"]
+    # a run folder or either file resolves to the checkpoint too
+    assert load_checkpoint(saved / WEIGHTS_FILE).kind == "raw"
+    assert load_checkpoint(saved / CONFIG_FILE).kind == "raw"
+
+
+def test_weights_are_safetensors_not_pickle(saved):
+    head = (saved / WEIGHTS_FILE).read_bytes()[:8]
+    header_len = int.from_bytes(head, "little")
+    header = json.loads((saved / WEIGHTS_FILE).read_bytes()[8 : 8 + header_len])
+    assert header["__metadata__"]["kind"] == "raw"
+
+
+def test_wrong_kind_is_refused(saved, raw_classifier, normed_set):
+    with pytest.raises(KindMismatchError, match="trained on raw maps and cannot classify normed"):
+        load_checkpoint(saved, kind="normed")
+    with pytest.raises(KindMismatchError, match="normed"):
+        raw_classifier.predict_proba(normed_set.arrays, kind="normed")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: (p / WEIGHTS_FILE).write_bytes((p / WEIGHTS_FILE).read_bytes()[:100]), "corrupt"),
+        (lambda p: (p / WEIGHTS_FILE).write_bytes(b"not a safetensors file at all"), "corrupt"),
+        (lambda p: (p / CONFIG_FILE).write_text("{ truncated"), "not valid JSON"),
+        (lambda p: (p / CONFIG_FILE).write_text(json.dumps({"hello": 1})), "not a pattern-classifier"),
+        (lambda p: (p / WEIGHTS_FILE).unlink(), "no weights file"),
+    ],
+)
+def test_damaged_checkpoints_are_refused(saved, damage, message):
+    damage(saved)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(saved)
+
+
+def test_altered_weights_are_detected_even_when_they_parse(saved):
+    data = bytearray((saved / WEIGHTS_FILE).read_bytes())
+    data[-3] ^= 0xFF  # flip bits in the last tensor's data
+    (saved / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(saved)
+
+
+def test_weights_that_do_not_fit_the_architecture(saved):
+    config = json.loads((saved / CONFIG_FILE).read_text())
+    config["model"]["channels"] = [4, 4, 4, 4]
+    (saved / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_checkpoint(saved)
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="not a classifier checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_missing_default_says_how_to_build_it(default_dir):
+    with pytest.raises(NoDefaultCheckpointError) as err:
+        load_default_checkpoint("normed")
+    assert REBUILD_COMMAND in str(err.value) and "attnpatterns train --kind normed" in str(err.value)
+    with pytest.raises(NoDefaultCheckpointError):
+        load_classifier(kind="raw")
+
+
+def test_install_default(default_dir, saved, raw_set):
+    target = install_default_checkpoint(saved)
+    assert target == default_dir / "raw"
+    clf = load_classifier(kind="raw")
+    assert clf.predict(raw_set.arrays[:3]) == load_checkpoint(saved).predict(raw_set.arrays[:3])
+    with pytest.raises(NoDefaultCheckpointError):
+        load_classifier(kind="normed")

@@ -1,0 +1,115 @@
+"""Classifying an extraction run built with the tiny model, and loose .npy folders; the table format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attnpatterns.constants import MANIFEST_FILE, PATTERN_TYPES
+from attnpatterns.data.records import TextExample
+from attnpatterns.extraction import ExtractionConfig, extract_maps
+from attnpatterns.models import load_model
+from attnpatterns.patterns.classifier import KindMismatchError
+from attnpatterns.patterns.classify import (
+    CLASSIFICATION_COLUMNS,
+    CLASSIFICATIONS_FILE,
+    HEAD_SUMMARY_COLUMNS,
+    HEAD_SUMMARY_FILE,
+    ClassificationTable,
+    classify_maps,
+    classify_run,
+    head_summary,
+    parse_map_name,
+)
+from tests.helpers import save_tiny_model
+from tests.patterns.conftest import save_npy_folder
+
+TEXTS = ["A short one.", "Rain fell on the old harbour all night.", "Why did the bridge close?"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    model = load_model(save_tiny_model(tmp_path_factory.mktemp("tiny")))
+    examples = [TextExample(f"s{i}", t) for i, t in enumerate(TEXTS)]
+    examples.append(TextExample("p0", TEXTS[0], TEXTS[1]))
+    mask = np.ones((2, 4))
+    mask[1, 2] = 0  # a masked head has no maps: its original id must not shift the others
+    return extract_maps(model, examples, tmp_path_factory.mktemp("run") / "run", ExtractionConfig(), head_mask=mask)
+
+
+def test_classify_run_labels_every_map(tiny_run, raw_classifier, normed_classifier):
+    table = classify_run(tiny_run, {"raw": raw_classifier, "normed": normed_classifier}, batch_size=5)
+    n_heads = len(tiny_run.heads)
+    assert n_heads == 7
+    assert len(table) == len(tiny_run.examples) * n_heads * 2
+    assert tuple(table.rows.columns) == CLASSIFICATION_COLUMNS
+    assert set(table.rows["label"]) <= set(PATTERN_TYPES)
+    probs = table.rows[[f"p_{t}" for t in PATTERN_TYPES]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (1, 2) not in set(zip(table.rows["layer"], table.rows["head"]))
+    assert (1, 3) in set(zip(table.rows["layer"], table.rows["head"]))
+    # batching does not change the answer
+    one = classify_run(tiny_run, {"raw": raw_classifier}, batch_size=1000)
+    raw_rows = table.rows[table.rows["kind"] == "raw"].reset_index(drop=True)
+    assert np.allclose(one.rows[list(CLASSIFICATION_COLUMNS[5:])].to_numpy(),
+                       raw_rows[list(CLASSIFICATION_COLUMNS[5:])].to_numpy(), atol=1e-5)
+    # a map classified alone gets the same label as in the run
+    row = table.rows.iloc[3]
+    alone = (raw_classifier if row["kind"] == "raw" else normed_classifier).predict(
+        [tiny_run.get_map(row["example_id"], int(row["layer"]), int(row["head"]), row["kind"])]
+    )
+    assert alone[0] == row["label"]
+
+
+def test_table_files_and_summary(tiny_run, raw_classifier, tmp_path):
+    table = classify_run(tiny_run, raw_classifier)
+    paths = table.save(tmp_path / "out", manifest_extra={"command": "test"})
+    rows = pd.read_csv(paths["classifications"])
+    assert tuple(rows.columns) == CLASSIFICATION_COLUMNS
+    summary = pd.read_csv(tmp_path / "out" / HEAD_SUMMARY_FILE)
+    assert tuple(summary.columns) == HEAD_SUMMARY_COLUMNS
+    assert (summary["n_maps"] == len(tiny_run.examples)).all()
+    fracs = summary[[f"frac_{t}" for t in PATTERN_TYPES]].to_numpy()
+    assert np.allclose(fracs.sum(axis=1), 1.0)
+    manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())
+    assert manifest["run_manifest"]["model"] == tiny_run.manifest["model"]
+    assert manifest["run_manifest"]["head_mask"][1][2] == 0
+    assert manifest["checkpoint"]["raw"]["kind"] == "raw"
+    loaded = ClassificationTable.load(tmp_path / "out")
+    assert loaded.rows.shape == table.rows.shape and loaded.run_manifest == table.run_manifest
+    assert (tmp_path / "out" / CLASSIFICATIONS_FILE).is_file()
+
+
+def test_majority_label_and_ties():
+    rows = pd.DataFrame({
+        "example_id": ["a", "b", "c", "a", "b"], "layer": [0, 0, 0, 1, 1], "head": [0, 0, 0, 0, 0],
+        "kind": "raw", "label": ["block", "diagonal", "block", "heterogeneous", "vertical"],
+    })
+    summary = head_summary(rows).set_index("layer")
+    assert summary.loc[0, "majority_label"] == "block"
+    assert summary.loc[0, "frac_block"] == pytest.approx(2 / 3)
+    assert summary.loc[1, "majority_label"] == "vertical"  # a tie goes to the type listed first
+
+
+def test_wrong_kind_and_missing_classifier(tiny_run, raw_classifier):
+    with pytest.raises(KindMismatchError):
+        classify_run(tiny_run, {"normed": raw_classifier})
+    with pytest.raises(ValueError, match="no classifier given for the run's normed maps"):
+        classify_run(tiny_run, {"raw": raw_classifier}, kinds=["raw", "normed"])
+
+
+def test_classify_npy_folder(tmp_path, raw_set, raw_classifier):
+    data = raw_set.subset(range(6))
+    data.names = [f"ex{i}_L{i % 3}_H{i}" for i in range(6)]
+    folder = save_npy_folder(tmp_path / "maps", data)
+    from attnpatterns.patterns.io import read_npy_folder
+
+    names, arrays = read_npy_folder(folder)
+    table = classify_maps(names, arrays, raw_classifier, batch_size=4)
+    assert list(table.rows["head"]) == list(range(6))
+    assert list(table.rows["example_id"]) == [f"ex{i}" for i in range(6)]
+    assert parse_map_name("whatever") == ("whatever", -1, -1)
+    assert parse_map_name("s12-layer3-head10") == ("s12", 3, 10)

@@ -1,0 +1,52 @@
+"""Evaluation reports: scikit-learn metrics over all five types, text and files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from attnpatterns.patterns.evaluate import (
+    CONFUSION_PNG,
+    REPORT_JSON,
+    EvaluationReport,
+    evaluate_classifier,
+    report_from_labels,
+)
+from attnpatterns.patterns.classifier import KindMismatchError
+
+
+def test_metrics_match_scikit_learn():
+    y_true = np.array([0, 0, 1, 1, 2, 3, 3, 4])
+    y_pred = np.array([0, 1, 1, 1, 2, 3, 4, 4])
+    report = EvaluationReport(y_true, y_pred)
+    assert report.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert report.per_class["diagonal"]["precision"] == pytest.approx(2 / 3)
+    assert report.confusion.sum() == 8 and report.confusion[0, 1] == 1
+
+
+def test_macro_average_is_over_types_present():
+    report = report_from_labels(["vertical", "diagonal"], ["vertical", "diagonal"])
+    assert report.macro_f1 == 1.0
+    assert report.per_class["block"]["support"] == 0
+
+
+def test_text_json_and_png(tmp_path):
+    report = report_from_labels(["vertical", "block", "block"], ["vertical", "block", "heterogeneous"], "demo")
+    text = report.to_text()
+    assert "macro-F1" in text and "vertical+diagonal" in text and "confusion" in text
+    paths = report.save(tmp_path)
+    assert (tmp_path / CONFUSION_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((tmp_path / REPORT_JSON).read_text())
+    assert data["macro_f1"] == pytest.approx(report.macro_f1)
+    assert EvaluationReport.from_dict(data).macro_f1 == pytest.approx(report.macro_f1)
+    assert set(paths) == {"json", "text", "confusion"}
+
+
+def test_evaluate_classifier(raw_classifier, raw_set, normed_set):
+    report = evaluate_classifier(raw_classifier, raw_set)
+    assert report.y_true.size == len(raw_set) and report.macro_f1 > 0.8
+    with pytest.raises(KindMismatchError):
+        evaluate_classifier(raw_classifier, normed_set)

@@ -1,0 +1,132 @@
+"""Preprocessing: validation errors, the documented normalisation, and invariance to padding, scale and size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnpatterns.patterns.preprocess import (
+    MapError,
+    PreprocessConfig,
+    features,
+    normalise_map,
+    prepare_map,
+    preprocess_maps,
+    strip_padding,
+    validate_map,
+)
+from attnpatterns.patterns.robustness import TREATMENTS
+from tests.patterns.synthetic import synthetic_map
+
+CONFIG = PreprocessConfig()
+
+
+@pytest.fixture
+def maps():
+    rng = np.random.default_rng(0)
+    types = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
+    return [synthetic_map(t, int(n), rng, kind) for t in types for n in (4, 13, 77) for kind in ("raw", "normed")]
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.ones((3, 4)), "not square"),
+        (np.ones(5), "2-D"),
+        (np.ones((2, 3, 3)), "2-D"),
+        (np.full((3, 3), np.nan), "NaN"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), "NaN or infinite"),
+        (np.array([[0.5, -0.1], [0.2, 0.8]]), "negative"),
+        (np.zeros((4, 4)), "all zeros"),
+        (np.ones((1, 1)), "at least 2"),
+        (np.array([["a", "b"], ["c", "d"]]), "dtype"),
+    ],
+)
+def test_bad_maps_are_refused_clearly(array, message):
+    with pytest.raises(MapError, match=message):
+        validate_map(array, name="m1")
+    with pytest.raises(MapError, match="m1"):
+        validate_map(array, name="m1")
+
+
+def test_strip_padding_removes_only_trailing_zero_rows_and_columns():
+    a = np.random.default_rng(0).random((5, 5)).astype(np.float32)
+    padded = np.zeros((9, 9), np.float32)
+    padded[:5, :5] = a
+    assert np.array_equal(strip_padding(padded), a)
+    assert np.array_equal(strip_padding(a), a)
+    only_column = np.zeros((6, 6), np.float32)
+    only_column[0, 3] = 1.0  # a map whose row 3 is empty but column 3 is not: both kept
+    assert strip_padding(only_column).shape == (4, 4)
+
+
+def test_normalisation_is_division_by_the_map_maximum():
+    normed = np.array([[2.0, 6.0], [1.0, 3.0]], np.float32)  # norm-weighted maps: rows do not sum to one
+    out = normalise_map(normed)
+    assert out.max() == pytest.approx(1.0)
+    assert np.allclose(out, normed / 6.0)
+    assert np.allclose(prepare_map(normed), normed / 6.0)
+
+
+def test_feature_shapes_for_4_to_512_tokens():
+    rng = np.random.default_rng(1)
+    arrays = [rng.random((n, n)).astype(np.float32) for n in (4, 5, 31, 32, 33, 128, 512)]
+    feats = preprocess_maps(arrays, CONFIG)
+    assert feats.images.shape == (7, CONFIG.n_channels, CONFIG.grid, CONFIG.grid)
+    assert feats.vectors.shape == (7, CONFIG.n_vector)
+    assert torch.isfinite(feats.images).all() and torch.isfinite(feats.vectors).all()
+    assert feats.images.amax(dim=(2, 3)).allclose(torch.ones(7, CONFIG.n_channels))
+
+
+def test_zero_padding_gives_identical_features(maps):
+    base = preprocess_maps(maps, CONFIG)
+    for treatment in ("pad-128", "pad-double"):
+        padded = preprocess_maps([TREATMENTS[treatment](m) for m in maps], CONFIG)
+        assert torch.equal(base.images, padded.images)
+        assert torch.equal(base.vectors, padded.vectors)
+
+
+def test_positive_rescaling_gives_identical_features(maps):
+    base = preprocess_maps(maps, CONFIG)
+    scaled = preprocess_maps([m * 37.5 for m in maps], CONFIG)
+    assert torch.allclose(base.images, scaled.images, atol=1e-6)
+    assert torch.allclose(base.vectors, scaled.vectors, atol=1e-6)
+
+
+def test_resizing_changes_features_little(maps):
+    big = [m for m in maps if m.shape[0] >= 13]
+    base = preprocess_maps(big, CONFIG)
+    for treatment in ("resize-up", "resize-down"):
+        other = preprocess_maps([TREATMENTS[treatment](m) for m in big], CONFIG)
+        # mean absolute change of the pooled image is small compared with its range [0, 1]
+        assert (base.images - other.images).abs().mean() < 0.08
+        assert (base.vectors[:, -2:] - other.vectors[:, -2:]).abs().max() < 0.25  # entropies (bilinear smooths)
+
+
+def test_batches_and_order_do_not_change_features(maps):
+    together = preprocess_maps(maps, CONFIG, batch_size=3)
+    one_by_one = [preprocess_maps([m], CONFIG) for m in maps]
+    for i, single in enumerate(one_by_one):
+        assert torch.allclose(together.images[i], single.images[0], atol=1e-6)
+        assert torch.allclose(together.vectors[i], single.vectors[0], atol=1e-6)
+
+
+def test_diagonal_and_vertical_show_in_the_profiles():
+    rng = np.random.default_rng(2)
+    diag = preprocess_maps([synthetic_map("diagonal", 60, rng)], CONFIG).vectors[0]
+    vert = preprocess_maps([synthetic_map("vertical", 60, rng)], CONFIG).vectors[0]
+    g = CONFIG.grid
+    assert diag[g - 2 : g + 1].max() == pytest.approx(1.0)  # peak at offset -1, 0 or +1 of the grid
+    assert vert[2 * g - 1] > 5 * diag[2 * g - 1]  # the top column holds far more of the mass
+
+
+def test_features_refuse_non_square_batches():
+    with pytest.raises(MapError):
+        features(torch.ones(2, 3, 4))
+
+
+def test_config_round_trip_and_checks():
+    assert PreprocessConfig.from_dict(CONFIG.to_dict()) == CONFIG
+    with pytest.raises(ValueError):
+        PreprocessConfig(grid=4)

@@ -1,0 +1,101 @@
+"""Training on a tiny synthetic set: grouped stratified CV, early stopping, determinism, and refused data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnpatterns.constants import PATTERN_TYPES
+from attnpatterns.patterns.io import DataError, LabeledSet
+from attnpatterns.patterns.model import ModelConfig, PatternCNN, count_parameters
+from attnpatterns.patterns.preprocess import PreprocessConfig
+from attnpatterns.patterns.train import (
+    TrainConfig,
+    _class_weights,
+    _grouped_splits,
+    check_trainable,
+    train_classifier,
+)
+from tests.patterns.conftest import FAST
+from tests.patterns.synthetic import synthetic_set
+
+
+def test_synthetic_patterns_are_learned(raw_result, raw_set):
+    cv = raw_result.cv
+    assert cv.report.macro_f1 >= 0.8
+    assert len(cv.fold_macro_f1) == FAST.n_folds
+    assert (cv.folds >= 0).all()
+    assert np.allclose(cv.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # early stopping kept the best epoch and stopped within the budget
+    history = raw_result.history
+    assert 1 <= history.best_epoch <= len(history.val_loss) <= FAST.max_epochs
+    assert history.val_loss[history.best_epoch - 1] == min(history.val_loss)
+    fresh = synthetic_set(n_per_type=6, kind="raw", seed=99, min_tokens=5, max_tokens=60)
+    predicted = raw_result.classifier.predict(fresh.arrays, kind="raw")
+    assert np.mean([p == t for p, t in zip(predicted, fresh.labels)]) >= 0.8
+
+
+def test_normed_patterns_are_learned(normed_classifier):
+    fresh = synthetic_set(n_per_type=6, kind="normed", seed=98, min_tokens=5, max_tokens=60)
+    predicted = normed_classifier.predict(fresh.arrays, kind="normed")
+    assert np.mean([p == t for p, t in zip(predicted, fresh.labels)]) >= 0.8
+
+
+def test_splits_are_grouped_and_stratified(raw_set):
+    for train, test in _grouped_splits(raw_set.y, raw_set.groups, 3, seed=0):
+        assert not {raw_set.groups[i] for i in train} & {raw_set.groups[i] for i in test}
+        assert set(raw_set.y[test]) == set(range(len(PATTERN_TYPES)))
+
+
+def test_same_seed_same_model(raw_set):
+    config = TrainConfig(n_folds=2, max_epochs=3, patience=3, seed=5)
+    a = train_classifier(raw_set, config=config, cross_validate=False).classifier
+    b = train_classifier(raw_set, config=config, cross_validate=False).classifier
+    probe = raw_set.arrays[:10]
+    assert np.allclose(a.predict_proba(probe), b.predict_proba(probe))
+
+
+def test_class_weights_balance_the_classes():
+    y = np.array([0] * 8 + [1] * 2 + [2] * 2 + [3] * 2 + [4] * 2)
+    w = _class_weights(y, True).numpy()
+    assert w[1] == pytest.approx(4 * w[0])
+    assert np.allclose(_class_weights(y, False).numpy(), 1.0)
+
+
+def _without(data: LabeledSet, label: str) -> LabeledSet:
+    return data.subset([i for i, lab in enumerate(data.labels) if lab != label])
+
+
+def test_an_empty_class_is_refused(raw_set):
+    data = _without(raw_set, "block")
+    with pytest.raises(DataError, match="no training maps of type.*block.*--allow-empty-classes"):
+        train_classifier(data, config=FAST)
+    check_trainable(data, 3, allow_empty_classes=True)
+
+
+def test_too_few_maps_per_class_for_the_folds(raw_set):
+    keep = [i for i, lab in enumerate(raw_set.labels) if lab != "diagonal"] + [
+        i for i, lab in enumerate(raw_set.labels) if lab == "diagonal"
+    ][:2]
+    with pytest.raises(DataError, match="'diagonal' has 2 map.*fewer than the 3 splits"):
+        train_classifier(raw_set.subset(keep), config=FAST)
+
+
+def test_kind_must_be_known_and_consistent(raw_set):
+    unknown = LabeledSet(raw_set.names, raw_set.arrays, raw_set.labels, raw_set.groups, None)
+    with pytest.raises(DataError, match="kind"):
+        train_classifier(unknown, config=FAST)
+    with pytest.raises(DataError, match="raw maps but a normed"):
+        train_classifier(raw_set, kind="normed", config=FAST)
+
+
+def test_one_text_per_class_cannot_be_split(raw_set):
+    same = LabeledSet(raw_set.names, raw_set.arrays, raw_set.labels, [lab for lab in raw_set.labels], "raw")
+    with pytest.raises(DataError, match="one source text"):
+        check_trainable(same, 3)
+
+
+def test_model_is_small():
+    pre = PreprocessConfig()
+    n = count_parameters(PatternCNN(ModelConfig(), pre.n_channels, pre.n_vector))
+    assert 10_000 <= n <= 80_000
