@@ -174,6 +174,10 @@ def extract_maps(
         mlp_mask = check_mlp_mask(mlp_mask, L)
     fp = fingerprint(model, config, head_mask, mlp_mask, examples)
     resuming = _prepare_folder(out, fp, overwrite)
+    if resuming:
+        finished = MapRun(out)
+        if finished.is_complete and len(finished) == len(examples):
+            return finished  # the same run, already complete: nothing to do, nothing rewritten
     out.mkdir(parents=True, exist_ok=True)
 
     capture = MapCapture(model.model, config.kinds, head_mask, mlp_mask)
