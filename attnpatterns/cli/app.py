@@ -19,6 +19,10 @@ COMMAND_MODULES: list[str] = [
     "classify",
     "compare",
     "report",
+    "finetune",
+    "prune",
+    "survivors",
+    "pipeline",
 ]
 
 app = typer.Typer(

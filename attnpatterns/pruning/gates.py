@@ -56,7 +56,7 @@ class Gates:
             ids = adapter.head_ids(layer)
             if not ids:
                 return None
-            gate = self.head[layer, ids].to(context.dtype)  # (H_cur,)
+            gate = self.head[layer, ids].to(context.device, context.dtype)  # (H_cur,); device: DataParallel replicas
             shape = context.shape
             context = context.view(*shape[:-1], len(ids), -1) * gate[:, None]  # (B, T, H_cur, d)
             return (context.view(shape), *args[1:])
@@ -65,7 +65,7 @@ class Gates:
 
     def _mlp_hook(self, layer: int):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor):
-            return output * self.mlp[layer].to(output.dtype)
+            return output * self.mlp[layer].to(output.device, output.dtype)
 
         return hook
 

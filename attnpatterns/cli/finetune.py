@@ -1,0 +1,110 @@
+"""``attnpatterns finetune``: fine-tune a classification head on a task and write a loadable run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from attnpatterns.cli.options import (
+    DEFAULT_MODEL_OPT,
+    DeviceOpt,
+    ModelOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SeedOpt,
+    fail,
+)
+from attnpatterns.cli.task_options import (
+    DevFileOpt,
+    GlueDirOpt,
+    LabelColumnOpt,
+    MetricOpt,
+    RegressionOpt,
+    TaskOpt,
+    TextColumnOpt,
+    TrainFileOpt,
+    resolve_task,
+)
+
+
+def finetune(
+    task: TaskOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Run folder (default runs/finetune/<task>/seed_<S>).")
+    ] = None,
+    model: ModelOpt = DEFAULT_MODEL_OPT,
+    seed: SeedOpt = 0,
+    preset: Annotated[
+        str, typer.Option(help="auto (quick for built-in tasks, paper otherwise), quick or paper.")
+    ] = "auto",
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (paper: 2e-5).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Total batch size over all GPUs (paper: 32).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Training epochs (paper: 3).")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Max tokens per example (paper: 128).")] = None,
+    max_train_examples: Annotated[Optional[int], typer.Option(help="Train on the first N examples only.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0).")] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 0).")] = None,
+    group_by_length: Annotated[
+        Optional[bool], typer.Option("--group-by-length/--random-batches",
+                                     help="Batch texts of similar length (less padding; quick preset default).")
+    ] = None,
+    mixed_precision: Annotated[
+        str, typer.Option(help="no, fp16 (CUDA) or bf16.")
+    ] = "no",
+    masks: Annotated[
+        Optional[Path],
+        typer.Option("--masks", help="Pruning run folder: hold its masked heads/MLPs/weights off while training "
+                                     "(re-fine-tuning a subnetwork, e.g. from the pretrained --model)."),
+    ] = None,
+    glue_dir: GlueDirOpt = None,
+    train_file: TrainFileOpt = None,
+    dev_file: DevFileOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = "label",
+    regression: RegressionOpt = False,
+    metric: MetricOpt = None,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a sequence-classification head (the paper's settings with --preset paper).
+
+    Works under `torchrun --nproc_per_node N -m attnpatterns.cli.app finetune ...` and `accelerate launch`.
+    """
+    from attnpatterns.data.records import InputError
+    from attnpatterns.extraction import RunExistsError
+    from attnpatterns.masks import MaskError
+    from attnpatterns.models import ModelLoadError, UnsupportedArchitectureError, load_model
+    from attnpatterns.pruning.evaluation import NotAClassifierError
+    from attnpatterns.pruning.finetune import FinetuneConfig, finetune as run_finetune
+    from attnpatterns.pruning.metrics import MetricError
+    from attnpatterns.pruning.subnetwork import Subnetwork
+    from attnpatterns.runtime import resolve_device, seed_everything
+
+    try:
+        seed_everything(seed)
+        spec = resolve_task(task, glue_dir, train_file, dev_file, text_column, label_column, regression, metric)
+        config = FinetuneConfig.for_task(
+            spec, preset, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_length=max_length,
+            max_train_examples=max_train_examples, weight_decay=weight_decay, warmup_steps=warmup_steps,
+            group_by_length=group_by_length,
+            mixed_precision=mixed_precision, seed=seed,
+        )
+        out = output or Path("runs") / "finetune" / spec.name / f"seed_{seed}"
+        subnetwork = Subnetwork.load(masks) if masks else None
+        loaded = load_model(model, resolve_device(device), head="classification", num_labels=spec.num_labels)
+        result = run_finetune(loaded, spec, out, config, subnetwork, overwrite=overwrite, progress=not quiet,
+                              manifest_extra={"masks_from": str(masks) if masks else None})
+    except (InputError, MetricError, MaskError, ModelLoadError, UnsupportedArchitectureError, NotAClassifierError,
+            RunExistsError, ValueError) as err:
+        raise fail(str(err))
+    if not quiet and result.dev_metrics:
+        what = "reused finished run" if result.reused else f"trained in {result.train_seconds:.0f} s"
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in result.dev_metrics.items())
+        typer.echo(f"{spec.name} seed {seed}: dev {scores} ({what}) -> {result.path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)

@@ -1,0 +1,58 @@
+"""``attnpatterns survivors``: super-survivors, survival frequency and Fleiss' κ of pruning masks across seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from attnpatterns.cli.options import OverwriteOpt, QuietOpt, fail
+
+
+def survivors(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Pruning run folders (one per seed), or a folder in the published layout "
+                            "<TASK>/seed_<S>/head_mask.npy (e.g. masks/heads_mlps)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to write (one subfolder per task when there are several).")
+    ] = Path("runs/survivors"),
+    model_name: Annotated[
+        Optional[str], typer.Option(help="Model the masks belong to, when the folders do not say (published masks: "
+                                         "bert-base-uncased).")
+    ] = None,
+    heatmap: Annotated[bool, typer.Option("--heatmap/--no-heatmap", help="Write survival_heatmap.png.")] = True,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Combine the masks of several seeds: heads and MLPs kept in every seed, per-head frequency, Fleiss' κ."""
+    from attnpatterns.masks import MaskError
+    from attnpatterns.pruning.survivors import SURVIVORS_FILE, compute_survivors, find_mask_sets
+
+    try:
+        groups = find_mask_sets(paths)
+        results = {task: compute_survivors(items, task=task, model=model_name) for task, items in groups.items()}
+    except MaskError as err:
+        raise fail(str(err))
+    single = len(results) == 1
+    for task, result in results.items():
+        folder = output if single else output / task.replace("/", "_")
+        if (folder / SURVIVORS_FILE).exists() and not overwrite:
+            raise fail(f"{folder / SURVIVORS_FILE} exists; choose another --output or pass --overwrite.")
+        result.save(folder, heatmap=heatmap)
+    if quiet:
+        return
+    typer.echo(f"{'task':<16} {'seeds':>5} {'heads':>9} {'MLPs':>6} {'kappa':>7}")
+    for task, result in results.items():
+        summary = result.to_dict()
+        heads = f"{len(summary['super_survivor_heads'])}/{result.n_layers * result.n_heads}"
+        mlps = "-" if summary["super_survivor_mlps"] is None else f"{len(summary['super_survivor_mlps'])}/{result.n_layers}"
+        kappa = "n/a" if result.kappa is None else f"{result.kappa:.3f}"
+        typer.echo(f"{task:<16} {len(result.seeds):>5} {heads:>9} {mlps:>6} {kappa:>7}")
+    typer.echo(f"super-survivors, frequencies and heatmaps -> {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("survivors")(survivors)

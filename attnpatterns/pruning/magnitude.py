@@ -1,0 +1,147 @@
+"""Magnitude pruning (m-pruning): global L1 unstructured pruning of the encoder's weight matrices.
+
+Only Q, K, V, the attention output projection and the two FFN matrices of every layer are pruned (their weights,
+not biases); embeddings, pooler and classifier are left alone, as in the paper. Each step removes ``amount`` (10%)
+of the weights still kept, by smallest absolute value across all those matrices at once, then scores the model on
+the dev set; at most ``max_steps`` (10) steps, stopping at the first step whose score falls below ``threshold`` x
+the full model's. The masks of the last step that passed are kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from attnpatterns.data.records import InputError
+from attnpatterns.models.adapter import get_adapter
+from attnpatterns.pruning.batches import encode
+from attnpatterns.pruning.evaluation import check_classifier, predict
+from attnpatterns.pruning.metrics import compute_metrics
+from attnpatterns.pruning.result import PruningResult
+from attnpatterns.pruning.structured import PruningError, check_threshold
+from attnpatterns.pruning.subnetwork import Subnetwork, weights_zeroed
+from attnpatterns.pruning.tasks import Task, limit_examples
+
+
+@dataclass(frozen=True)
+class MagnitudeConfig:
+    amount: float = 0.1  # share of the remaining weights removed per step
+    max_steps: int = 10
+    threshold: float = 0.9
+    max_length: int = 128
+    batch_size: int = 64  # speed only
+    max_dev_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+        if not 0 < self.amount < 1:
+            raise ValueError(f"amount must be in (0, 1), not {self.amount}.")
+        if self.max_steps < 1 or self.batch_size < 1 or self.max_length < 8:
+            raise ValueError("max_steps and batch_size must be positive, max_length at least 8.")
+        if self.max_dev_examples is not None and self.max_dev_examples < 1:
+            raise ValueError("max_dev_examples must be positive.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MagnitudeConfig":
+        return cls(**data)
+
+
+def encoder_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The prunable weight matrices, by adapter name (``layer0.query`` ...)."""
+    return {name: linear.weight for name, linear in get_adapter(model).encoder_linear_weights()}
+
+
+def global_magnitude_step(
+    weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], amount: float
+) -> dict[str, torch.Tensor]:
+    """New masks with ``round(amount x kept)`` more weights removed: the smallest |w| among those still kept."""
+    names = list(weights)
+    kept = sum(int(masks[n].sum()) for n in names)
+    k = int(round(amount * kept))
+    flat_masks = torch.cat([masks[n].reshape(-1).to(weights[n].device) for n in names])
+    if k == 0:
+        return {n: masks[n].clone() for n in names}
+    scores = torch.cat([weights[n].detach().abs().reshape(-1).float() for n in names])
+    scores[~flat_masks] = float("inf")  # already pruned: never chosen again
+    drop = torch.topk(scores, k, largest=False).indices
+    flat_masks = flat_masks.clone()
+    flat_masks[drop] = False
+    out, offset = {}, 0
+    for n in names:
+        size = weights[n].numel()
+        out[n] = flat_masks[offset : offset + size].view_as(weights[n]).cpu()
+        offset += size
+    return out
+
+
+def magnitude_prune(
+    model: nn.Module,
+    tokenizer,
+    task: Task,
+    config: MagnitudeConfig | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> PruningResult:
+    """m-prune a classifier fine-tuned on ``task``; the result holds boolean weight masks."""
+    config = config or MagnitudeConfig()
+    check_classifier(model, task.num_labels)
+    dev = limit_examples(task.dev, config.max_dev_examples)
+    if not dev:
+        raise InputError(f"the dev set of {task.name} is empty; pruning scores every step on it.")
+    pad = tokenizer.pad_token_id or 0
+    features = encode(tokenizer, dev, config.max_length, task.is_regression)
+    labels = np.array([f["labels"] for f in features])
+    weights = encoder_weights(model)
+
+    def score(masks: dict[str, torch.Tensor] | None) -> float:
+        with weights_zeroed(model, masks or {}):
+            logits, _ = predict(model, features, config.batch_size, pad)
+        return compute_metrics(logits, labels, task.num_labels, task.metric)[task.metric]
+
+    start = time.perf_counter()
+    full = score(None)
+    if not np.isfinite(full) or full <= 0:
+        raise PruningError(
+            f"the full model scores {full:.4g} ({task.metric}) on the dev set; fine-tune it on this task first."
+        )
+    target = config.threshold * full
+    masks = {n: torch.ones_like(w, dtype=torch.bool, device="cpu") for n, w in weights.items()}
+    total = sum(m.numel() for m in masks.values())
+    steps = [_step(0, "full", full, True, 0.0, time.perf_counter() - start)]
+    if progress:
+        progress(steps[-1])
+    final = full
+    for i in range(1, config.max_steps + 1):
+        start = time.perf_counter()
+        candidate = global_magnitude_step(weights, masks, config.amount)
+        value = score(candidate)
+        passed = bool(value >= target)
+        sparsity = 1.0 - sum(int(m.sum()) for m in candidate.values()) / total
+        steps.append(_step(i, "magnitude", value, passed, sparsity, time.perf_counter() - start))
+        if progress:
+            progress(steps[-1])
+        if not passed:
+            break
+        masks, final = candidate, value
+    return PruningResult(
+        method="magnitude",
+        metric=task.metric,
+        threshold=config.threshold,
+        full_score=float(full),
+        final_score=float(final),
+        subnetwork=Subnetwork(weight_masks=masks),
+        steps=steps,
+        config=config.to_dict(),
+    )
+
+
+def _step(i: int, phase: str, score: float, passed: bool, sparsity: float, seconds: float) -> dict:
+    return {"step": i, "phase": phase, "score": float(score), "passed": passed, "sparsity": round(sparsity, 6),
+            "seconds": round(seconds, 3)}

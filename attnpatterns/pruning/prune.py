@@ -1,0 +1,126 @@
+"""``run_pruning``: prune (or draw a control for) a fine-tuned classifier and write a self-describing run folder.
+
+The folder holds ``head_mask.npy`` and ``mlp_mask.npy`` (structured pruning and its controls) or
+``weight_masks.safetensors`` (magnitude pruning and its controls), ``pruning_log.json`` (see
+:mod:`attnpatterns.pruning.result`), ``importance.npz`` (structured) and ``manifest.json``. A finished run with the
+same fingerprint is reused, not recomputed; a folder holding anything else needs ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from attnpatterns.models.adapter import model_device
+from attnpatterns.models.loading import LoadedModel
+from attnpatterns.pruning.controls import CONTROL_KINDS, score_control
+from attnpatterns.pruning.evaluation import check_classifier
+from attnpatterns.pruning.finetune import autocast
+from attnpatterns.pruning.magnitude import MagnitudeConfig, magnitude_prune
+from attnpatterns.pruning.result import PruningResult
+from attnpatterns.pruning.runs import (
+    PRUNING_RUN,
+    base_model_name,
+    finish_manifest,
+    fingerprint,
+    model_identity,
+    prepare_run_folder,
+    start_manifest,
+)
+from attnpatterns.pruning.structured import StructuredConfig, structured_prune
+from attnpatterns.pruning.tasks import Task
+
+METHODS = ("structured", "magnitude", *CONTROL_KINDS)
+
+#: Settings used for the built-in tasks by default: short texts, so a short max length (CPU-friendly).
+QUICK_MAX_LENGTH = 64
+
+
+def default_config(method: str, task: Task, **overrides) -> StructuredConfig | MagnitudeConfig | None:
+    """The method's configuration for ``task``: the paper's, with max length 64 for the built-in tasks."""
+    base = {"max_length": QUICK_MAX_LENGTH} if task.origin == "builtin" else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    if method == "structured":
+        return StructuredConfig(**base)
+    if method == "magnitude":
+        return MagnitudeConfig(**base)
+    return None
+
+
+def run_pruning(
+    loaded: LoadedModel,
+    task: Task,
+    out: Path | str,
+    method: str = "structured",
+    config: StructuredConfig | MagnitudeConfig | None = None,
+    seed: int = 0,
+    reference: Path | str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    manifest_extra: dict | None = None,
+    mixed_precision: str = "no",
+) -> PruningResult:
+    """Prune ``loaded`` on ``task`` by ``method`` and save to ``out``; controls need ``reference`` (a pruning run).
+
+    ``mixed_precision`` (fp16 on CUDA, bf16) runs every forward pass under autocast.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
+    out = Path(out)
+    check_classifier(loaded.model, task.num_labels)
+    ref = None
+    if method in CONTROL_KINDS:
+        if reference is None:
+            raise ValueError(f"a {method} control needs --reference, the pruning run whose masks it imitates.")
+        ref = PruningResult.load(reference)
+        ref.subnetwork.check(loaded.model)
+    elif config is None:
+        config = default_config(method, task)
+    elif not isinstance(config, StructuredConfig if method == "structured" else MagnitudeConfig):
+        raise TypeError(f"a {type(config).__name__} does not configure {method} pruning.")
+    ident = {
+        "model": model_identity(loaded),
+        "task": task.fingerprint(),
+        "metric": task.metric,
+        "method": method,
+        "config": None if config is None else config.to_dict(),
+        "seed": seed,
+        "reference": None if ref is None else ref.log(),
+        "mixed_precision": mixed_precision,
+    }
+    precision = autocast(mixed_precision, model_device(loaded.model))
+    fp = fingerprint(ident)
+    if prepare_run_folder(out, PRUNING_RUN, fp, overwrite):
+        return PruningResult.load(out)
+    manifest = start_manifest(
+        out, PRUNING_RUN, fp,
+        {
+            "method": method,
+            "model": loaded.describe(),
+            "base_model": base_model_name(loaded),
+            "model_identity": ident["model"],
+            "task": task.describe(),
+            "seed": seed,
+            "device": str(model_device(loaded.model)),
+            "config": ident["config"],
+            "mixed_precision": mixed_precision,
+            "reference": None if reference is None else str(Path(reference).resolve()),
+            **(manifest_extra or {}),
+        },
+    )
+    with precision:
+        if method == "structured":
+            result = structured_prune(loaded.model, loaded.tokenizer, task, config, progress)
+        elif method == "magnitude":
+            result = magnitude_prune(loaded.model, loaded.tokenizer, task, config, progress)
+        else:
+            result = score_control(loaded.model, loaded.tokenizer, task, ref, method, seed,
+                                   max_length=ref.config.get("max_length", 128),
+                                   max_dev_examples=ref.config.get("max_dev_examples"))
+            if progress:
+                for step in result.steps:
+                    progress(step)
+    result.save(out)
+    finish_manifest(out, manifest, full_score=result.full_score, final_score=result.final_score,
+                    final=result.subnetwork.summary())
+    return result

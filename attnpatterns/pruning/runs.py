@@ -1,0 +1,121 @@
+"""Run folders of fine-tuning and pruning: file names, fingerprints, reuse of finished runs, manifests.
+
+A run folder is reused when it holds a *finished* run of the same kind with the same fingerprint (a hash of
+everything that decides its result: model weights, task examples, configuration, seed, masks); a folder holding
+anything else is only replaced with ``overwrite=True``. An unfinished run (killed midway) with the same
+fingerprint is started again from scratch: fine-tuning and pruning write their results only at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from attnpatterns.constants import MANIFEST_FILE
+from attnpatterns.extraction.run import RunExistsError
+from attnpatterns.extraction.store import write_json
+from attnpatterns.manifest import base_manifest
+from attnpatterns.models.loading import LoadedModel
+
+FINETUNE_RUN = "finetune"
+PRUNING_RUN = "pruning"
+METRICS_FILE = "metrics.json"
+PRUNING_LOG_FILE = "pruning_log.json"
+IMPORTANCE_FILE = "importance.npz"
+
+__all__ = [
+    "FINETUNE_RUN",
+    "IMPORTANCE_FILE",
+    "METRICS_FILE",
+    "PRUNING_LOG_FILE",
+    "PRUNING_RUN",
+    "RunExistsError",
+    "base_model_name",
+    "fingerprint",
+    "model_identity",
+    "prepare_run_folder",
+    "read_manifest",
+    "write_json",
+]
+
+
+def fingerprint(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=32)
+def _weights_digest(folder: str, stamp: tuple) -> str:
+    from attnpatterns.data.sources import _sha256
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
+    return hashlib.sha256("".join(_sha256(p) for p in files).encode()).hexdigest()[:16]
+
+
+def model_identity(loaded: LoadedModel) -> dict:
+    """What identifies the weights: the revision for hub or bundled models, a content hash for local folders."""
+    ident = {"name": loaded.name, "class": type(loaded.model).__name__, "revision": loaded.revision}
+    folder = Path(loaded.path)
+    if loaded.revision is None and folder.is_dir():
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file())
+        ident["weights_sha256"] = _weights_digest(str(folder.resolve()), stamp)
+    return ident
+
+
+def base_model_name(loaded: LoadedModel) -> str:
+    """The pretrained model behind ``loaded``: for a fine-tuning run folder, the model it was fine-tuned from.
+
+    Seeds of one experiment are fine-tuned into different folders; this is the name they share, so that
+    survivors and comparisons can check that runs belong together.
+    """
+    manifest = read_manifest(loaded.path) if Path(loaded.path).is_dir() else None
+    if manifest and manifest.get("run_type") == FINETUNE_RUN:
+        return manifest.get("base_model") or (manifest.get("model") or {}).get("name") or loaded.name
+    return loaded.name
+
+
+def read_manifest(folder: Path | str) -> dict | None:
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def prepare_run_folder(out: Path | str, run_type: str, fp: str, overwrite: bool = False) -> bool:
+    """Return True when ``out`` already holds the finished run ``fp`` (reuse it); otherwise leave ``out`` empty.
+
+    Raises :class:`RunExistsError` when ``out`` holds something else and ``overwrite`` is False.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunExistsError(f"{out} exists and is not a folder; choose another --output.")
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    old = read_manifest(out)
+    same = old is not None and old.get("run_type") == run_type and old.get("fingerprint") == fp
+    if same and old.get("status") == "complete" and not overwrite:
+        return True
+    if not same and not overwrite:
+        what = f"a different {old.get('run_type', 'unknown')} run" if old else "files that are not a run folder"
+        raise RunExistsError(f"{out} already holds {what}. Choose another --output, or pass --overwrite to replace it.")
+    shutil.rmtree(out)
+    return False
+
+
+def start_manifest(out: Path, run_type: str, fp: str, extra: dict) -> dict:
+    manifest = base_manifest(run_type, extra={"fingerprint": fp, "status": "running", **extra})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def finish_manifest(out: Path, manifest: dict, **extra) -> dict:
+    manifest.update(extra)
+    manifest["status"] = "complete"
+    write_json(out / MANIFEST_FILE, manifest)
+    return manifest

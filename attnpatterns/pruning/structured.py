@@ -1,0 +1,225 @@
+"""Structured pruning (s-pruning) of heads and MLPs by importance, as in Prasanna et al. (2020).
+
+The schedule, starting from the full model (every step masks the least important components still kept, by the
+importance computed under the current masks, then scores the new masks on the dev set):
+
+1. ``joint``: mask ``head_fraction`` of all heads (14 of BERT-base's 144, 7 of MiniLM's 72) and the least important
+   MLP per step, while the dev score stays >= ``threshold`` x the full model's score;
+2. ``heads``: then heads only, half as many per step;
+3. ``mlps``: then MLPs only, one per step.
+
+A phase ends at its first failing step, and the next phase starts again from the last masks that passed; the saved
+masks are the last that passed. As in the paper's code, importance is computed on the dev set and the same pass
+gives the dev score (one forward + backward per step). ``importance_split``/``importance_examples`` compute
+importance on other (or fewer) examples instead, with a separate forward pass for the score. One deliberate
+difference from that code: after a failed step, the next phase ranks by the importance under the masks that passed,
+not under the rejected ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from torch import nn
+
+from attnpatterns.data.records import InputError
+from attnpatterns.pruning.batches import encode
+from attnpatterns.pruning.evaluation import check_classifier, predict
+from attnpatterns.pruning.importance import ImportanceConfig, gate_gradients, normalize
+from attnpatterns.pruning.metrics import compute_metrics
+from attnpatterns.pruning.result import PruningResult
+from attnpatterns.pruning.subnetwork import Subnetwork
+from attnpatterns.pruning.tasks import Task, limit_examples
+
+PHASES = ("joint", "heads", "mlps")
+IMPORTANCE_SPLITS = ("dev", "train")
+
+
+class PruningError(ValueError):
+    """Pruning cannot start or continue meaningfully (e.g. the full model scores 0 or less)."""
+
+
+def check_threshold(threshold: float) -> float:
+    if not 0 < threshold <= 1:
+        raise ValueError(
+            f"threshold must be in (0, 1] (a fraction of the full model's dev score), not {threshold}; "
+            "the paper used 0.9."
+        )
+    return float(threshold)
+
+
+@dataclass(frozen=True)
+class StructuredConfig:
+    head_fraction: float = 0.1  # share of all heads masked per joint step (half of it in the heads phase)
+    mlps_per_step: int = 1
+    threshold: float = 0.9
+    phases: tuple[str, ...] = PHASES
+    importance: ImportanceConfig = field(default_factory=ImportanceConfig)
+    max_length: int = 128
+    batch_size: int = 32  # speed only
+    max_dev_examples: int | None = None  # first N dev examples (all when None)
+    importance_split: str = "dev"
+    importance_examples: int | None = None  # first N examples of importance_split (all when None)
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+        if not 0 < self.head_fraction < 1:
+            raise ValueError(f"head_fraction must be in (0, 1), not {self.head_fraction}.")
+        if self.mlps_per_step < 1 or self.batch_size < 1 or self.max_length < 8:
+            raise ValueError("mlps_per_step and batch_size must be positive, max_length at least 8.")
+        phases = tuple(self.phases)
+        if not phases or any(p not in PHASES for p in phases) or len(set(phases)) != len(phases):
+            raise ValueError(f"phases must be distinct names from {', '.join(PHASES)}, not {self.phases}.")
+        object.__setattr__(self, "phases", phases)
+        if self.importance_split not in IMPORTANCE_SPLITS:
+            raise ValueError(f"importance_split must be one of {', '.join(IMPORTANCE_SPLITS)}.")
+        for name in ("max_dev_examples", "importance_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive.")
+
+    def heads_per_step(self, total_heads: int, phase: str) -> int:
+        k = max(1, int(total_heads * self.head_fraction))
+        return {"joint": k, "heads": max(1, k // 2), "mlps": 0}[phase]
+
+    def mlps_per_phase_step(self, phase: str) -> int:
+        return 0 if phase == "heads" else self.mlps_per_step
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["phases"] = list(self.phases)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StructuredConfig":
+        data = dict(data)
+        data["importance"] = ImportanceConfig(**data.get("importance", {}))
+        data["phases"] = tuple(data.get("phases", PHASES))
+        return cls(**data)
+
+
+#: assess(head_mask, mlp_mask) -> (score, head_importance (L, H), mlp_importance (L,))
+Assess = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]
+
+
+def _least_important(importance: np.ndarray, mask: np.ndarray, n: int) -> list[int]:
+    """Flat indices of the ``n`` least important components still kept (fewer if fewer are left)."""
+    kept = np.flatnonzero(mask.reshape(-1) == 1)
+    order = kept[np.argsort(importance.reshape(-1)[kept], kind="stable")]
+    return order[:n].tolist()
+
+
+def run_schedule(
+    assess: Assess,
+    num_layers: int,
+    num_heads: int,
+    config: StructuredConfig,
+    metric: str = "score",
+    progress: Callable[[dict], None] | None = None,
+) -> PruningResult:
+    """The s-pruning schedule over any scoring function (the model-free core, tested on synthetic scores)."""
+    head = np.ones((num_layers, num_heads), np.float32)
+    mlp = np.ones(num_layers, np.float32)
+    start = time.perf_counter()
+    full_score, head_imp, mlp_imp = assess(head, mlp)
+    if not np.isfinite(full_score) or full_score <= 0:
+        raise PruningError(
+            f"the full model scores {full_score:.4g} ({metric}) on the dev set, so 'stay above {config.threshold} "
+            "x the full score' means nothing; fine-tune the model on this task first, or choose another --metric."
+        )
+    target = config.threshold * full_score
+    steps = [_step(0, "full", full_score, True, head, mlp, [], [], time.perf_counter() - start)]
+    if progress:
+        progress(steps[-1])
+    score = full_score
+    for phase in config.phases:
+        n_heads = config.heads_per_step(head.size, phase)
+        n_mlps = config.mlps_per_phase_step(phase)
+        while True:
+            heads_out = _least_important(head_imp, head, n_heads) if n_heads else []
+            mlps_out = _least_important(mlp_imp, mlp, n_mlps) if n_mlps else []
+            if (n_heads and not heads_out) or (n_mlps and not mlps_out):
+                break  # nothing of the kind this phase prunes is left
+            new_head, new_mlp = head.copy(), mlp.copy()
+            new_head.reshape(-1)[heads_out] = 0
+            new_mlp[mlps_out] = 0
+            start = time.perf_counter()
+            new_score, new_head_imp, new_mlp_imp = assess(new_head, new_mlp)
+            passed = bool(new_score >= target)
+            pruned = [[int(i) // num_heads, int(i) % num_heads] for i in heads_out]
+            steps.append(_step(len(steps), phase, new_score, passed, new_head, new_mlp, pruned, mlps_out,
+                               time.perf_counter() - start))
+            if progress:
+                progress(steps[-1])
+            if not passed:
+                break
+            head, mlp, score, head_imp, mlp_imp = new_head, new_mlp, new_score, new_head_imp, new_mlp_imp
+    return PruningResult(
+        method="structured",
+        metric=metric,
+        threshold=config.threshold,
+        full_score=float(full_score),
+        final_score=float(score),
+        subnetwork=Subnetwork(head, mlp),
+        steps=steps,
+        config=config.to_dict(),
+        head_importance=head_imp,
+        mlp_importance=mlp_imp,
+    )
+
+
+def _step(i, phase, score, passed, head, mlp, pruned_heads, pruned_mlps, seconds) -> dict:
+    return {
+        "step": i,
+        "phase": phase,
+        "score": float(score),
+        "passed": passed,
+        "heads_left": int(head.sum()),
+        "mlps_left": int(mlp.sum()),
+        "pruned_heads": pruned_heads,
+        "pruned_mlps": [int(m) for m in pruned_mlps],
+        "seconds": round(seconds, 3),
+    }
+
+
+def structured_prune(
+    model: nn.Module,
+    tokenizer,
+    task: Task,
+    config: StructuredConfig | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> PruningResult:
+    """s-prune a classifier fine-tuned on ``task``; returns the masks, scores and step log."""
+    from attnpatterns.models.adapter import get_adapter
+
+    config = config or StructuredConfig()
+    check_classifier(model, task.num_labels)
+    adapter = get_adapter(model)
+    dev = limit_examples(task.dev, config.max_dev_examples)
+    if not dev:
+        raise InputError(f"the dev set of {task.name} is empty; pruning scores every step on it.")
+    regression = task.is_regression
+    pad = tokenizer.pad_token_id or 0
+    dev_features = encode(tokenizer, dev, config.max_length, regression)
+    labels = np.array([f["labels"] for f in dev_features])
+    source: Sequence = dev if config.importance_split == "dev" else task.train
+    imp_examples = limit_examples(source, config.importance_examples)
+    combined = config.importance_split == "dev" and len(imp_examples) == len(dev)
+    imp_features = dev_features if combined else encode(tokenizer, imp_examples, config.max_length, regression)
+
+    def assess(head_mask: np.ndarray, mlp_mask: np.ndarray):
+        sub = Subnetwork(head_mask, mlp_mask)
+        head_raw, mlp_raw, n_tokens, logits, _ = gate_gradients(
+            model, imp_features, task.num_labels, sub, config.batch_size, config.importance.per_example, pad
+        )
+        if not combined:
+            with sub.applied(model):
+                logits, _ = predict(model, dev_features, config.batch_size, pad)
+        score = compute_metrics(logits, labels, task.num_labels, task.metric)[task.metric]
+        head_imp, mlp_imp = normalize(head_raw, mlp_raw, n_tokens, config.importance)
+        return score, head_imp, mlp_imp
+
+    return run_schedule(assess, adapter.num_layers, adapter.num_heads, config, task.metric, progress)
