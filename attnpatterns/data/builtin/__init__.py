@@ -86,7 +86,7 @@ BUILTIN_TASKS: dict[str, BuiltinTaskInfo] = {
         label_names=("negative", "positive"),
         description=(
             "Single-sentence sentiment of short reviews of products, restaurants, hotels, films, books, apps and "
-            "services; 1 if the reviewer's overall verdict is positive, 0 if negative. About a quarter of the "
+            "services; 1 if the reviewer's overall verdict is positive, 0 if negative. About a third of the "
             "examples are hard: negation, mixed praise and complaint, expectations overturned."
         ),
     ),
