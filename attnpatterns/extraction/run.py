@@ -267,7 +267,8 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
                 "n_tokens": n,
                 "truncated": bool(truncated[j]),
             }
-            maps = {key: arr[j, :, :n, :n] for key, arr in per_layer.items()}  # crop to real tokens
+            # crop to real tokens, and copy now: a view would keep the whole padded batch alive until the flush
+            maps = {key: np.array(arr[j, :, :n, :n], dtype=writer.dtype) for key, arr in per_layer.items()}
             results[i] = (meta, maps)
     for i in range(len(chunk)):
         writer.add(*results[i])
