@@ -39,6 +39,23 @@ def corpus_set(kind: str):
         return None
 
 
+def annotator_macro_f1(kind: str) -> dict | None:
+    """Macro-F1 of the second annotation pass against the first (same definition as the classifier's)."""
+    from attnpatterns.annotation.agreement import pass_pairs
+    from attnpatterns.annotation.corpus import read_labels, read_map_index
+    from attnpatterns.patterns.evaluate import report_from_labels
+
+    try:
+        kinds = {m["map_id"]: m["kind"] for m in read_map_index()}
+        pairs = [p for map_id, p in pass_pairs(read_labels()).items() if kinds.get(map_id) == kind]
+    except (FileNotFoundError, OSError):
+        return None
+    if not pairs:
+        return None
+    report = report_from_labels([a for a, _ in pairs], [b for _, b in pairs])
+    return {"n_maps": len(pairs), "macro_f1": round(report.macro_f1, 4), "accuracy": round(report.accuracy, 4)}
+
+
 def extracted_maps(n_examples: int, workdir: Path) -> dict[str, list]:
     from attnpatterns.data.records import TextExample
     from attnpatterns.data.sources import builtin_samples
@@ -104,7 +121,7 @@ def training_time(kind: str, data) -> dict:
             if cv:
                 out["cv_macro_f1"] = round(result.cv.report.macro_f1, 4)
             else:
-                out["fit_epochs"] = len(result.history.val_loss)
+                out["fit_epochs_per_member"] = [len(h.val_loss) for h in result.history]
         return out
     finally:
         torch.set_num_threads(threads)
@@ -161,6 +178,7 @@ def main() -> None:
 
             agreement = treatment_agreement(classifier, maps)
             row["agreement"] = {k: round(v, 4) for k, v in agreement.items()}
+            row["annotators_second_vs_first_pass"] = annotator_macro_f1(kind)
             if not args.skip_training:
                 data = corpus if corpus is not None else synthetic_set(120, kind, seed=5, min_tokens=4, max_tokens=64)
                 row["training"] = training_time(kind, data)
@@ -174,6 +192,8 @@ def main() -> None:
         print("  label agreement under treatments (target >= 0.95):")
         for key, value in row["agreement"].items():
             print(f"    {key:<14} {value:.3f}")
+        if row.get("annotators_second_vs_first_pass"):
+            print(f"  annotators, second vs first pass: {row['annotators_second_vs_first_pass']}")
         if "training" in row:
             print("  training (1 CPU thread): " + ", ".join(f"{k}={v}" for k, v in row["training"].items()))
     if args.json:

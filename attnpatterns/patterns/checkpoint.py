@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from attnpatterns.constants import MAP_KINDS
 from attnpatterns.patterns.classifier import PatternClassifier
-from attnpatterns.patterns.model import ModelConfig, PatternCNN
+from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import PreprocessConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -164,7 +164,7 @@ def load_checkpoint(
 
     metadata = {k: v for k, v in config.items() if k not in ("preprocess", "model", "kind", "label_names")}
     metadata["path"] = str(folder)
-    network = PatternCNN(model_config, preprocess.n_channels, preprocess.n_vector)
+    network = PatternEnsemble(model_config, preprocess.n_channels, preprocess.n_vector)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -1,7 +1,7 @@
 """A trained pattern classifier: the network together with everything needed to use it correctly.
 
-:class:`PatternClassifier` bundles the :class:`~attnpatterns.patterns.model.PatternCNN`, the preprocessing it was
-trained with, the kind of map it is for ("raw" or "normed") and its training metadata. It refuses maps of the
+:class:`PatternClassifier` bundles the network (:class:`~attnpatterns.patterns.model.PatternEnsemble`), the
+preprocessing it was trained with, the kind of map it is for ("raw" or "normed") and its training metadata. It refuses maps of the
 other kind (:class:`KindMismatchError`); inference runs on the device the network sits on.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
-from attnpatterns.patterns.model import ModelConfig, PatternCNN
+from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import Features, PreprocessConfig, preprocess_maps
 
 
@@ -24,9 +24,9 @@ class KindMismatchError(ValueError):
 
 @dataclass
 class PatternClassifier:
-    """A :class:`PatternCNN` with its kind, preprocessing and label names; use :meth:`predict_proba`."""
+    """A :class:`PatternEnsemble` with its kind, preprocessing and label names; use :meth:`predict_proba`."""
 
-    network: PatternCNN
+    network: PatternEnsemble
     kind: str
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     label_names: tuple[str, ...] = PATTERN_TYPES
@@ -48,7 +48,7 @@ class PatternClassifier:
         metadata: dict | None = None,
     ) -> PatternClassifier:
         """An untrained classifier (random weights) for ``kind``."""
-        network = PatternCNN(model, preprocess.n_channels, preprocess.n_vector)
+        network = PatternEnsemble(model, preprocess.n_channels, preprocess.n_vector)
         return cls(network, kind, preprocess, PATTERN_TYPES, dict(metadata or {}))
 
     @property

@@ -106,6 +106,11 @@ class EvaluationReport:
                 f"per-fold macro-F1 {folds.mean():.3f} +- {folds.std():.3f} over {folds.size} folds: "
                 + " ".join(f"{v:.3f}" for v in folds)
             )
+        if "robustness" in self.extra:
+            lines.append(
+                "label agreement under crop/pad/resize (test maps): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in self.extra["robustness"].items())
+            )
         short = [n[:6] for n in self.labels]
         lines.append("confusion (rows = true, columns = predicted):")
         lines.append(" " * (width + 2) + " ".join(f"{s:>6}" for s in short))

@@ -35,9 +35,17 @@ From the grid, three image channels and a vector of scale-free profiles are comp
 - vector, ``column profile`` (``grid`` values): the column means of channel 0 sorted in descending order and
   divided by their sum, i.e. how concentrated attention is on a few columns wherever they are (vertical);
 - vector, two normalised entropies in [0, 1] on the grid: the mean entropy of the rows of channel 0 and the entropy
-  of its column sums, each divided by ``log(grid)`` (high for spread-out, heterogeneous maps).
+  of its column sums, each divided by ``log(grid)`` (high for spread-out, heterogeneous maps);
+- vector, :data:`N_TOKEN_STATISTICS` token-level statistics in [0, 1] (:func:`token_statistics`), the quantities an
+  annotator judges at the scale of tokens, where a one-token diagonal is sharp however long the text: the share of
+  the map's mass on the offsets -1, 0 and +1; the share on the top 1, 2 and 4 columns, on the first column
+  ([CLS]) and on the last ([SEP]); the mean row entropy divided by ``log T``; the fraction of rows whose maximum
+  lies on the diagonal band (|i - j| <= 1) and on the top column; the mass left outside the diagonal band and the
+  top two columns; and a block score: over every split point, the largest excess of that remainder inside the two
+  diagonal blocks over what a uniform map would keep there.
 
-Every feature is computed from the pooled grid, so none depends on the token count directly.
+Except for the token-level statistics, which are shares and fractions of the map's own size, every feature is
+computed from the pooled grid, so none depends on the token count directly.
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ class PreprocessConfig:
     grid: int = 32  #: side of the fixed grid every map is pooled to
     contrast: float = 50.0  #: ``c`` of the log-contrast channel
     min_tokens: int = 2  #: smaller maps are refused
+    token_statistics: bool = True  #: append :func:`token_statistics` to the vector
 
     def __post_init__(self) -> None:
         if self.grid < 8:
@@ -79,14 +88,14 @@ class PreprocessConfig:
 
     @property
     def n_vector(self) -> int:
-        return (2 * self.grid - 1) + self.grid + 2
+        return (2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
 
     def to_dict(self) -> dict:
         return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
-        return cls(**{k: data[k] for k in ("grid", "contrast", "min_tokens") if k in data})
+        return cls(**{k: data[k] for k in ("grid", "contrast", "min_tokens", "token_statistics") if k in data})
 
 
 @dataclass
@@ -175,6 +184,45 @@ def _normalised_entropy(p: torch.Tensor, size: int) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(_EPS))).sum(dim=-1) / math.log(size)
 
 
+#: Number of values returned by :func:`token_statistics`.
+N_TOKEN_STATISTICS = 13
+
+
+def token_statistics(x: torch.Tensor) -> torch.Tensor:
+    """Scale-free token-level statistics (B, :data:`N_TOKEN_STATISTICS`) of non-negative maps ``x`` (B, T, T)."""
+    b, t, _ = x.shape
+    mass = x / x.sum(dim=(1, 2), keepdim=True).clamp_min(_EPS)  # (B, T, T), sums to 1
+    idx = torch.arange(t, device=x.device)
+    offset = idx[None, :] - idx[:, None]  # (T, T): j - i
+    diag = [(mass * (offset == o)).sum(dim=(1, 2)) for o in (-1, 0, 1)]  # 3 x (B,)
+    cols = mass.sum(dim=1)  # (B, T) column shares
+    top = cols.sort(dim=1, descending=True)
+    cum = top.values.cumsum(dim=1)
+    top_k = [cum[:, min(k, t) - 1] for k in (1, 2, 4)]
+    rows = x / x.sum(dim=2, keepdim=True).clamp_min(_EPS)
+    row_entropy = _normalised_entropy(x, t).mean(dim=1) if t > 1 else torch.zeros(b, device=x.device)
+    argmax = rows.argmax(dim=2)  # (B, T) target of each query's largest weight
+    on_band = ((argmax - idx[None, :]).abs() <= 1).float().mean(dim=1)
+    on_top = (argmax == top.indices[:, :1]).float().mean(dim=1)
+    # the remainder: mass outside the diagonal band and the two strongest columns
+    keep = (offset.abs() > 1)[None].expand(b, t, t).clone()
+    keep.scatter_(2, top.indices[:, None, :2].expand(b, t, min(2, t)), False)
+    rest = mass * keep
+    rest_total = rest.sum(dim=(1, 2))
+    # block score: over split points s, remainder inside [0,s)^2 + [s,T)^2 beyond the uniform expectation
+    cum2 = rest.cumsum(dim=1).cumsum(dim=2)  # (B, T, T) prefix sums
+    split = torch.arange(1, t, device=x.device)  # (T-1,)
+    corner = cum2[:, split - 1, split - 1]  # (B, T-1) mass of [0,s)x[0,s)
+    upper = cum2[:, split - 1, t - 1]  # rows [0,s), all columns
+    left = cum2[:, t - 1, split - 1]  # all rows, columns [0,s)
+    inside = corner + (rest_total[:, None] - upper - left + corner)  # (B, T-1)
+    share = inside / rest_total[:, None].clamp_min(_EPS)
+    expected = (split.float() ** 2 + (t - split).float() ** 2) / t**2  # (T-1,)
+    block = ((share - expected) / (1 - expected)).clamp(0, 1).amax(dim=1) if t > 1 else torch.zeros(b)
+    stats = [*diag, *top_k, cols[:, 0], cols[:, -1], row_entropy, on_band, on_top, rest_total, block]
+    return torch.stack(stats, dim=1).clamp(0, 1)  # (B, N_TOKEN_STATISTICS)
+
+
 def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) -> Features:
     """Step 4 and the feature channels for a batch of prepared maps of one size, ``maps`` (B, T, T).
 
@@ -201,7 +249,10 @@ def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) 
     col_profile = col_profile / col_profile.sum(dim=1, keepdim=True).clamp_min(_EPS)
     row_entropy = _normalised_entropy(base, g).mean(dim=1, keepdim=True)  # (B, 1)
     col_entropy = _normalised_entropy(col_mean, g).unsqueeze(1)  # (B, 1)
-    vectors = torch.cat([diag, col_profile, row_entropy, col_entropy], dim=1)  # (B, n_vector)
+    parts = [diag, col_profile, row_entropy, col_entropy]
+    if config.token_statistics:
+        parts.append(token_statistics(x))  # (B, N_TOKEN_STATISTICS)
+    vectors = torch.cat(parts, dim=1)  # (B, n_vector)
     return Features(images.contiguous(), vectors.contiguous())
 
 
@@ -223,14 +274,15 @@ def preprocess_maps(
     for index, arr in enumerate(prepared):
         by_size.setdefault(arr.shape[0], []).append(index)
     g, n_vec = config.grid, config.n_vector
-    images = torch.empty(len(prepared), config.n_channels, g, g)
-    vectors = torch.empty(len(prepared), n_vec)
+    images = torch.empty(len(prepared), config.n_channels, g, g, device=device)
+    vectors = torch.empty(len(prepared), n_vec, device=device)
     for indices in by_size.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             batch = torch.from_numpy(np.stack([prepared[i] for i in chunk])).to(device)  # (b, T, T)
             feats = features(batch, config)
-            images[chunk] = feats.images.cpu()
-            vectors[chunk] = feats.vectors.cpu()
+            where = torch.tensor(chunk, device=device)
+            images[where] = feats.images
+            vectors[where] = feats.vectors
     return Features(images, vectors)
 

@@ -45,23 +45,43 @@ TREATMENTS: dict[str, Treatment] = {
 }
 
 
+def agreement_masks(
+    classifier,
+    maps: Sequence[np.ndarray],
+    treatments: Mapping[str, Treatment] | None = None,
+    batch_size: int = 256,
+) -> dict[str, np.ndarray]:
+    """Per treatment, a boolean array: is each map's predicted label unchanged by the treatment?"""
+    treatments = dict(TREATMENTS if treatments is None else treatments)
+    base = classifier.predict_proba(maps, batch_size=batch_size).argmax(axis=1)
+    return {
+        name: classifier.predict_proba([treat(m) for m in maps], batch_size=batch_size).argmax(axis=1) == base
+        for name, treat in treatments.items()
+    }
+
+
+def summarise_agreement(masks: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Fractions per treatment, plus ``"all"`` (pooled over every treatment) and ``"all-but-crop"`` (pooled over
+    the content-preserving ones: pads and resizes)."""
+    out = {name: float(np.mean(a)) for name, a in masks.items()}
+    out["all"] = float(np.concatenate(list(masks.values())).mean())
+    preserving = [a for name, a in masks.items() if not name.startswith("crop")]
+    if preserving:
+        out["all-but-crop"] = float(np.concatenate(preserving).mean())
+    return out
+
+
 def treatment_agreement(
     classifier,
     maps: Sequence[np.ndarray],
     treatments: Mapping[str, Treatment] | None = None,
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """Fraction of ``maps`` whose predicted label is unchanged by each treatment, plus ``"all"`` (pooled over
-    every treatment) and ``"all-but-crop"`` (pooled over the content-preserving ones, pads and resizes)."""
-    treatments = dict(TREATMENTS if treatments is None else treatments)
-    base = classifier.predict_proba(maps, batch_size=batch_size).argmax(axis=1)
-    agree: dict[str, np.ndarray] = {}
-    for name, treat in treatments.items():
-        changed = classifier.predict_proba([treat(m) for m in maps], batch_size=batch_size).argmax(axis=1)
-        agree[name] = changed == base
-    out = {name: float(a.mean()) for name, a in agree.items()}
-    out["all"] = float(np.concatenate(list(agree.values())).mean())
-    preserving = [a for name, a in agree.items() if not name.startswith("crop")]
-    if preserving:
-        out["all-but-crop"] = float(np.concatenate(preserving).mean())
-    return out
+    """Fraction of ``maps`` whose predicted label is unchanged by each treatment (see :func:`summarise_agreement`)."""
+    return summarise_agreement(agreement_masks(classifier, maps, treatments, batch_size))
+
+
+def random_resize(array: np.ndarray, rng: np.random.Generator, low: float = 0.6, high: float = 1.6) -> np.ndarray:
+    """The map resampled by a random factor in [``low``, ``high``] (at least 4 tokens): training augmentation."""
+    size = max(4, round(array.shape[0] * rng.uniform(low, high)))
+    return _resize(array, size) if size != array.shape[0] else array

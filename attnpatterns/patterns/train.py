@@ -4,9 +4,17 @@ Splits are made by scikit-learn's ``StratifiedGroupKFold``: stratified by label 
 (:attr:`LabeledSet.groups`), so the maps of one sentence never sit on both sides of a split. Every fit (each CV
 fold, and the final model) holds out a further grouped, stratified validation split (``val_fraction`` of its
 training part) for early stopping: training stops after ``patience`` epochs without a lower validation loss (but
-not before ``min_epochs``, so that a noisy start on a small validation split does not end training) and the weights of the best epoch are kept. The loss is cross-entropy weighted by ``n / (k * count)`` per class
-(scikit-learn's "balanced" weights) so that rare types count as much as common ones. Everything random (splits,
-initialisation, batch order) follows ``seed``; the global torch RNG state is left as it was.
+not before ``min_epochs``, so that a noisy start on a small validation split does not end training) and the
+weights of the best epoch are kept. The loss is cross-entropy weighted by ``n / (k * count)`` per class
+(scikit-learn's "balanced" weights, capped at :data:`MAX_CLASS_WEIGHT`) so that rare types count as much as
+common ones. Everything random (splits, initialisation, batch order, augmentation) follows ``seed``; the global
+torch RNG state is left as it was.
+
+Augmentation: every training map is also seen as ``augment`` copies resampled to a random size between 0.6 and
+1.6 times its own (bilinear, antialiased; drawn once, from ``seed``), so that the classifier learns that the
+size of a map does not decide its type. Validation and test maps are never augmented. Cross-validation also
+measures, on each fold's *test* maps, how often a label survives the crop/pad/resize treatments of
+:mod:`attnpatterns.patterns.robustness` (reported as ``robustness`` in the CV report).
 
 Maps are featurised once (:mod:`attnpatterns.patterns.preprocess`) and the features are shared by all folds.
 """
@@ -15,6 +23,8 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,9 +41,14 @@ from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.evaluate import EvaluationReport
 from attnpatterns.patterns.io import DataError, LabeledSet
 from attnpatterns.patterns.model import ModelConfig
-from attnpatterns.patterns.preprocess import Features, PreprocessConfig, preprocess_maps
+from attnpatterns.patterns.preprocess import Features, PreprocessConfig, prepare_map, preprocess_maps
+from attnpatterns.patterns.robustness import agreement_masks, random_resize, summarise_agreement
 
 TRAINING_JSON = "training.json"
+#: Class weighting of the loss: none, the square root of the balanced weights, or the balanced weights.
+CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")
+#: Upper bound of a class weight (a type with fewer than 1/10 of the average count per type is not weighted more).
+MAX_CLASS_WEIGHT = 10.0
 OOF_CSV = "cv_predictions.csv"
 
 
@@ -48,8 +63,12 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    monitor: str = "loss"  #: early stopping on the validation "loss" or "macro_f1"
     val_fraction: float = 0.15
-    class_weighting: bool = True
+    class_weighting: str = "balanced"  #: one of CLASS_WEIGHTINGS
+    augment: int = 1  #: resized copies of every training map (see module docstring)
+    robustness: bool = True  #: measure out-of-fold label agreement under crop/pad/resize in cross-validation
     allow_empty_classes: bool = False
     seed: int = 0
 
@@ -58,11 +77,21 @@ class TrainConfig:
             raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
         if not 0.0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
-        if self.max_epochs < 1 or self.patience < 1 or self.batch_size < 1 or self.min_epochs < 0:
-            raise ValueError("max_epochs, patience and batch_size must be positive, min_epochs non-negative")
+        if self.max_epochs < 1 or self.patience < 1 or self.batch_size < 1:
+            raise ValueError("max_epochs, patience and batch_size must be positive")
+        if self.monitor not in ("loss", "macro_f1"):
+            raise ValueError(f"monitor must be 'loss' or 'macro_f1', got {self.monitor!r}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {self.class_weighting!r}")
+        if self.min_epochs < 0 or self.augment < 0:
+            raise ValueError("min_epochs and augment must be non-negative")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class RareClassWarning(UserWarning):
+    """A pattern type comes from too few source texts for every fold to hold one of its maps."""
 
 
 def check_trainable(data: LabeledSet, n_splits: int, allow_empty_classes: bool = False) -> None:
@@ -79,16 +108,16 @@ def check_trainable(data: LabeledSet, n_splits: int, allow_empty_classes: bool =
         )
     if len(set(counts) - set(empty)) < 2:
         raise DataError(f"need maps of at least two types to train, got counts {counts}")
-    for label, count in counts.items():
-        if 0 < count < n_splits:
-            raise DataError(
-                f"type {label!r} has {count} map(s), fewer than the {n_splits} splits; "
-                "use fewer folds (--folds) or label more maps of that type"
-            )
-    for label in (t for t, c in counts.items() if c):
-        n_groups = len({g for g, lab in zip(data.groups, data.labels) if lab == label})
-        if n_groups < 2:
-            raise DataError(f"all maps of type {label!r} come from one source text; a grouped split is impossible")
+    texts = {label: len({g for g, lab in zip(data.groups, data.labels) if lab == label}) for label in counts}
+    rare = {label: n for label, n in texts.items() if 0 < n < n_splits}
+    if rare:
+        warnings.warn(
+            f"type(s) {rare} come from fewer source texts than the {n_splits} splits (maps of one text stay "
+            "together): some test folds have none of them and their scores are unreliable; label more maps of "
+            "those types",
+            RareClassWarning,
+            stacklevel=3,
+        )
 
 
 def _grouped_splits(y: np.ndarray, groups: list[str], n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -96,12 +125,13 @@ def _grouped_splits(y: np.ndarray, groups: list[str], n_splits: int, seed: int) 
     if n_groups < n_splits:
         raise DataError(f"only {n_groups} distinct source texts (groups); cannot make {n_splits} grouped splits")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y, groups))
+    with warnings.catch_warnings():  # rare types are reported once, by check_trainable
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
 
 
 def _train_val_split(y: np.ndarray, groups: list[str], val_fraction: float, seed: int):
-    # as many folds as 1/val_fraction, but no more than the rarest type has maps (so it can be stratified)
-    n_splits = min(round(1.0 / val_fraction), int(np.bincount(y)[np.unique(y)].min()), len(set(groups)))
+    n_splits = min(round(1.0 / val_fraction), len(set(groups)))
     if n_splits < 2:
         raise DataError("need at least two source texts to hold out a validation split")
     train, val = _grouped_splits(y, groups, n_splits, seed)[0]
@@ -114,6 +144,7 @@ class FitHistory:
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_macro_f1: list[float] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
 
@@ -121,16 +152,18 @@ class FitHistory:
         return asdict(self)
 
 
-def _class_weights(y: np.ndarray, enabled: bool) -> torch.Tensor:
+def _class_weights(y: np.ndarray, weighting: str) -> torch.Tensor:
     weights = np.ones(len(PATTERN_TYPES), dtype=np.float32)
-    if enabled:
+    if weighting != "none":
         present = np.unique(y)
-        weights[present] = compute_class_weight("balanced", classes=present, y=y)
+        # capped, so that a type with a handful of maps does not dominate the loss
+        balanced = np.minimum(compute_class_weight("balanced", classes=present, y=y), MAX_CLASS_WEIGHT)
+        weights[present] = np.sqrt(balanced) if weighting == "sqrt" else balanced
     return torch.from_numpy(weights)
 
 
 def _fit_network(
-    classifier: PatternClassifier,
+    network: torch.nn.Module,
     train: Features,
     y_train: np.ndarray,
     val: Features,
@@ -138,9 +171,8 @@ def _fit_network(
     config: TrainConfig,
     seed: int,
 ) -> FitHistory:
-    """Train ``classifier.network`` in place with early stopping on ``val``; keeps the best epoch's weights."""
-    device = classifier.device
-    network = classifier.network
+    """Train ``network`` in place with early stopping on ``val``; keeps the best epoch's weights."""
+    device = next(network.parameters()).device
     weights = _class_weights(y_train, config.class_weighting).to(device)
     train, val = train.to(device), val.to(device)
     yt, yv = torch.from_numpy(y_train).to(device), torch.from_numpy(y_val).to(device)
@@ -148,7 +180,7 @@ def _fit_network(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     generator = torch.Generator().manual_seed(seed)
     history = FitHistory()
-    best_loss, best_state, stale = float("inf"), copy.deepcopy(network.state_dict()), 0
+    best_loss, best_f1, best_state, stale = float("inf"), -1.0, copy.deepcopy(network.state_dict()), 0
     start = time.perf_counter()
     for epoch in range(config.max_epochs):
         network.train()
@@ -156,10 +188,9 @@ def _fit_network(
         total = 0.0
         for begin in range(0, len(order), config.batch_size):
             batch = order[begin : begin + config.batch_size]
-            if batch.numel() < 2:  # batch norm needs two samples
-                continue
             part = train[batch]
-            loss = F.cross_entropy(network(part.images, part.vectors), yt[batch], weight=weights)
+            logits = network(part.images, part.vectors)
+            loss = F.cross_entropy(logits, yt[batch], weight=weights, label_smoothing=config.label_smoothing)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -167,11 +198,19 @@ def _fit_network(
         scheduler.step()
         network.eval()
         with torch.no_grad():
-            val_loss = float(F.cross_entropy(network(val.images, val.vectors), yv, weight=weights))
+            val_logits = network(val.images, val.vectors)
+            val_loss = float(F.cross_entropy(val_logits, yv, weight=weights))
+        val_f1 = EvaluationReport(y_val, val_logits.argmax(1).cpu().numpy()).macro_f1
         history.train_loss.append(total / len(train))
         history.val_loss.append(val_loss)
-        if val_loss < best_loss - 1e-4:
-            best_loss, best_state, stale = val_loss, copy.deepcopy(network.state_dict()), 0
+        history.val_macro_f1.append(val_f1)
+        lower_loss = val_loss < best_loss - 1e-4
+        if config.monitor == "macro_f1":  # ties in macro-F1 are broken by the loss
+            improved = val_f1 > best_f1 or (val_f1 == best_f1 and lower_loss)
+        else:
+            improved = lower_loss
+        if improved:
+            best_loss, best_f1, best_state, stale = val_loss, val_f1, copy.deepcopy(network.state_dict()), 0
             history.best_epoch = epoch + 1
         else:
             stale += 1
@@ -193,17 +232,35 @@ def fit_features(
     config: TrainConfig = TrainConfig(),
     device: torch.device | str = "cpu",
     seed: int | None = None,
-) -> tuple[PatternClassifier, FitHistory]:
-    """One fit on featurised maps: grouped validation split, then training with early stopping."""
+    augmented: Sequence[Features] = (),
+) -> tuple[PatternClassifier, list[FitHistory]]:
+    """One fit on featurised maps; every ensemble member gets its own seed and grouped validation split.
+
+    ``augmented`` holds extra views of the same maps (aligned with ``feats``); their training part joins the
+    training set, their validation part is left out. Returns the classifier and one history per member.
+    """
     seed = config.seed if seed is None else seed
-    train_idx, val_idx = _train_val_split(y, groups, config.val_fraction, seed)
+    histories = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         classifier = PatternClassifier.new(kind, preprocess, model).to(device)
-        history = _fit_network(
-            classifier, feats[train_idx], y[train_idx], feats[val_idx], y[val_idx], config, seed
-        )
-    return classifier, history
+        for index, member in enumerate(classifier.network.members):
+            member_seed = seed + 7919 * index
+            train_idx, val_idx = _train_val_split(y, groups, config.val_fraction, member_seed)
+            train = Features.cat([feats[train_idx], *(a[train_idx] for a in augmented)])
+            y_train = np.tile(y[train_idx], 1 + len(augmented))
+            histories.append(
+                _fit_network(member, train, y_train, feats[val_idx], y[val_idx], config, member_seed)
+            )
+    classifier.network.eval()
+    return classifier, histories
+
+
+def augmented_views(data: LabeledSet, preprocess: PreprocessConfig, copies: int, seed: int) -> list[Features]:
+    """``copies`` randomly resized views of every map, featurised (aligned with ``data``)."""
+    rng = np.random.default_rng(seed)
+    prepared = [prepare_map(a, n, preprocess) for a, n in zip(data.arrays, data.names)]
+    return [preprocess_maps([random_resize(a, rng) for a in prepared], preprocess) for _ in range(copies)]
 
 
 @dataclass
@@ -213,7 +270,7 @@ class CrossValidation:
     report: EvaluationReport  #: scores of the pooled out-of-fold predictions
     probabilities: np.ndarray  #: (N, 5) out-of-fold class probabilities
     folds: np.ndarray  #: (N,) fold in which each map was a test map
-    histories: list[FitHistory]
+    histories: list[list[FitHistory]]  #: per fold, one history per ensemble member
     names: list[str]
 
     @property
@@ -236,23 +293,32 @@ def cross_validate_features(
     model: ModelConfig = ModelConfig(),
     config: TrainConfig = TrainConfig(),
     device: torch.device | str = "cpu",
+    augmented: Sequence[Features] = (),
 ) -> CrossValidation:
     y = data.y
     probabilities = np.zeros((len(data), len(PATTERN_TYPES)), dtype=np.float32)
     folds = np.full(len(data), -1, dtype=np.int64)
     histories, fold_scores = [], []
+    agreement: dict[str, list[np.ndarray]] = {}
     for fold, (train_idx, test_idx) in enumerate(_grouped_splits(y, data.groups, config.n_folds, config.seed)):
         groups = [data.groups[i] for i in train_idx]
         classifier, history = fit_features(
             feats[train_idx], y[train_idx], groups, data.kind, preprocess, model, config, device,
-            seed=config.seed + 1000 * (fold + 1),
+            seed=config.seed + 1000 * (fold + 1), augmented=[a[train_idx] for a in augmented],
         )
         probabilities[test_idx] = classifier.predict_features(feats[test_idx])
         folds[test_idx] = fold
         histories.append(history)
         fold_scores.append(EvaluationReport(y[test_idx], probabilities[test_idx].argmax(1)).macro_f1)
+        if config.robustness:
+            masks = agreement_masks(classifier, [data.arrays[i] for i in test_idx])
+            for name, mask in masks.items():
+                agreement.setdefault(name, []).append(mask)
     title = f"{config.n_folds}-fold grouped cross-validation, {data.kind} maps ({len(data)} maps)"
-    report = EvaluationReport(y, probabilities.argmax(1), PATTERN_TYPES, title, {"fold_macro_f1": fold_scores})
+    extra: dict = {"fold_macro_f1": fold_scores}
+    if agreement:
+        extra["robustness"] = summarise_agreement({k: np.concatenate(v) for k, v in agreement.items()})
+    report = EvaluationReport(y, probabilities.argmax(1), PATTERN_TYPES, title, extra)
     return CrossValidation(report, probabilities, folds, histories, list(data.names))
 
 
@@ -261,7 +327,7 @@ class TrainingResult:
     """What ``attnpatterns train`` produces: the final classifier and (unless skipped) its cross-validation."""
 
     classifier: PatternClassifier
-    history: FitHistory
+    history: list[FitHistory]  #: one per ensemble member of the final fit
     cv: CrossValidation | None
     data_summary: dict
     config: TrainConfig
@@ -274,10 +340,10 @@ class TrainingResult:
             "train_config": self.config.to_dict(),
             "preprocess": self.classifier.preprocess.to_dict(),
             "model": self.classifier.network.config.to_dict(),
-            "final_fit": self.history.to_dict(),
+            "final_fit": [h.to_dict() for h in self.history],
             "cv_macro_f1": None if self.cv is None else self.cv.report.macro_f1,
             "cv_fold_macro_f1": None if self.cv is None else self.cv.fold_macro_f1,
-            "cv_fits": None if self.cv is None else [h.to_dict() for h in self.cv.histories],
+            "cv_fits": None if self.cv is None else [[h.to_dict() for h in fold] for fold in self.cv.histories],
             "seconds": self.seconds,
         }
 
@@ -320,18 +386,22 @@ def train_classifier(
     check_trainable(data, config.n_folds if cross_validate else 2, config.allow_empty_classes)
     start = time.perf_counter()
     feats = preprocess_maps(data.arrays, preprocess, names=data.names)
-    cv = cross_validate_features(feats, data, preprocess, model, config, device) if cross_validate else None
-    classifier, history = fit_features(feats, data.y, data.groups, kind, preprocess, model, config, device)
+    augmented = augmented_views(data, preprocess, config.augment, config.seed)
+    cv = cross_validate_features(feats, data, preprocess, model, config, device, augmented) if cross_validate else None
+    classifier, history = fit_features(
+        feats, data.y, data.groups, kind, preprocess, model, config, device, augmented=augmented
+    )
     summary = data.summary()
     classifier.metadata.update(
         {
             "training": {
                 "data": summary,
                 "config": config.to_dict(),
-                "best_epoch": history.best_epoch,
+                "best_epochs": [h.best_epoch for h in history],
                 "cv_macro_f1": None if cv is None else cv.report.macro_f1,
                 "cv_fold_macro_f1": None if cv is None else cv.fold_macro_f1,
                 "cv_per_class": None if cv is None else cv.report.per_class,
+                "cv_robustness": None if cv is None else cv.report.extra.get("robustness"),
             }
         }
     )

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from attnpatterns.patterns import checkpoint as checkpoint_module
+from attnpatterns.patterns.model import ModelConfig
 from attnpatterns.patterns.train import TrainConfig, train_classifier
 from tests.patterns.synthetic import synthetic_set
 
 #: Small and quick: enough for the synthetic patterns, a few seconds per fit on one core.
-FAST = TrainConfig(n_folds=3, max_epochs=25, patience=6, batch_size=16, lr=5e-3)
+FAST = TrainConfig(n_folds=3, max_epochs=25, patience=6, batch_size=16, lr=5e-3, augment=1)
+#: Two members, so that the ensemble code runs, at two thirds of the default cost.
+SMALL = ModelConfig(members=2)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +28,7 @@ def normed_set():
 
 @pytest.fixture(scope="session")
 def raw_result(raw_set):
-    return train_classifier(raw_set, config=FAST)
+    return train_classifier(raw_set, model=SMALL, config=FAST)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +38,7 @@ def raw_classifier(raw_result):
 
 @pytest.fixture(scope="session")
 def normed_classifier(normed_set):
-    return train_classifier(normed_set, config=FAST, cross_validate=False).classifier
+    return train_classifier(normed_set, model=SMALL, config=FAST, cross_validate=False).classifier
 
 
 @pytest.fixture
