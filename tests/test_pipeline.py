@@ -23,7 +23,7 @@ def setup(tmp_path_factory):
     model = save_tiny_model(root / "model")
     checkpoints = {}
     for kind in ("raw", "normed"):
-        result = train_classifier(synthetic_set(6, kind=kind, max_tokens=24), kind=kind,
+        result = train_classifier(synthetic_set(10, kind=kind, max_tokens=24, maps_per_text=1), kind=kind,
                                   config=TrainConfig(max_epochs=3, min_epochs=1), cross_validate=False)
         checkpoints[kind] = str(save_checkpoint(result.classifier, root / f"clf-{kind}"))
     config = PipelineConfig(
