@@ -17,11 +17,11 @@ COMMAND_MODULES: list[str] = [
     "train",
     "evaluate",
     "classify",
-    "compare",
-    "report",
     "finetune",
     "prune",
     "survivors",
+    "compare",
+    "report",
     "pipeline",
 ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,29 +32,29 @@ from attnpatterns.cli.task_options import (
 def finetune(
     task: TaskOpt = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Run folder (default runs/finetune/<task>/seed_<S>).")
+        Path | None, typer.Option("--output", "-o", help="Run folder (default runs/finetune/<task>/seed_<S>).")
     ] = None,
     model: ModelOpt = DEFAULT_MODEL_OPT,
     seed: SeedOpt = 0,
     preset: Annotated[
         str, typer.Option(help="auto (quick for built-in tasks, paper otherwise), quick or paper.")
     ] = "auto",
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (paper: 2e-5).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Total batch size over all GPUs (paper: 32).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Training epochs (paper: 3).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Max tokens per example (paper: 128).")] = None,
-    max_train_examples: Annotated[Optional[int], typer.Option(help="Train on the first N examples only.")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0).")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 0).")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (paper: 2e-5).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Total batch size over all GPUs (paper: 32).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Training epochs (paper: 3).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per example (paper: 128).")] = None,
+    max_train_examples: Annotated[int | None, typer.Option(help="Train on the first N examples only.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay (default 0).")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps (default 0).")] = None,
     group_by_length: Annotated[
-        Optional[bool], typer.Option("--group-by-length/--random-batches",
+        bool | None, typer.Option("--group-by-length/--random-batches",
                                      help="Batch texts of similar length (less padding; quick preset default).")
     ] = None,
     mixed_precision: Annotated[
         str, typer.Option(help="no, fp16 (CUDA) or bf16.")
     ] = "no",
     masks: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--masks", help="Pruning run folder: hold its masked heads/MLPs/weights off while training "
                                      "(re-fine-tuning a subnetwork, e.g. from the pretrained --model)."),
     ] = None,
@@ -73,13 +73,10 @@ def finetune(
 
     Works under `torchrun --nproc_per_node N -m attnpatterns.cli.app finetune ...` and `accelerate launch`.
     """
-    from attnpatterns.data.records import InputError
     from attnpatterns.extraction import RunExistsError
-    from attnpatterns.masks import MaskError
-    from attnpatterns.models import ModelLoadError, UnsupportedArchitectureError, load_model
-    from attnpatterns.pruning.evaluation import NotAClassifierError
-    from attnpatterns.pruning.finetune import FinetuneConfig, finetune as run_finetune
-    from attnpatterns.pruning.metrics import MetricError
+    from attnpatterns.models import load_model
+    from attnpatterns.pruning.finetune import FinetuneConfig
+    from attnpatterns.pruning.finetune import finetune as run_finetune
     from attnpatterns.pruning.subnetwork import Subnetwork
     from attnpatterns.runtime import resolve_device, seed_everything
 
@@ -94,11 +91,17 @@ def finetune(
         )
         out = output or Path("runs") / "finetune" / spec.name / f"seed_{seed}"
         subnetwork = Subnetwork.load(masks) if masks else None
-        loaded = load_model(model, resolve_device(device), head="classification", num_labels=spec.num_labels)
+        try:
+            loaded = load_model(model, resolve_device(device), head="classification", num_labels=spec.num_labels)
+        except RuntimeError as err:  # transformers refuses a classification head of another size
+            raise ValueError(
+                f"{model} has a classification head whose size does not fit {spec.name} ({spec.num_labels} "
+                "output(s)); start from a model without a task head (e.g. the pretrained one) or one fine-tuned "
+                "on this task."
+            ) from err
         result = run_finetune(loaded, spec, out, config, subnetwork, overwrite=overwrite, progress=not quiet,
                               manifest_extra={"masks_from": str(masks) if masks else None})
-    except (InputError, MetricError, MaskError, ModelLoadError, UnsupportedArchitectureError, NotAClassifierError,
-            RunExistsError, ValueError) as err:
+    except (ValueError, RunExistsError) as err:  # every user error of the library is one of these
         raise fail(str(err))
     if not quiet and result.dev_metrics:
         what = "reused finished run" if result.reused else f"trained in {result.train_seconds:.0f} s"

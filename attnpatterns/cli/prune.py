@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -45,14 +45,14 @@ def prune(
                                "random or bad.")
     ] = "structured",
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Run folder (default runs/prune/<task>/seed_<S>/<method>).")
+        Path | None, typer.Option("--output", "-o", help="Run folder (default runs/prune/<task>/seed_<S>/<method>).")
     ] = None,
     seed: Annotated[
-        Optional[int], typer.Option("--seed", help="Seed recorded for the run and used to draw controls "
+        int | None, typer.Option("--seed", help="Seed recorded for the run and used to draw controls "
                                                   "(default: the fine-tuning run's seed).")
     ] = None,
     reference: Annotated[
-        Optional[Path], typer.Option(help="For random/bad controls: the pruning run whose masks they imitate.")
+        Path | None, typer.Option(help="For random/bad controls: the pruning run whose masks they imitate.")
     ] = None,
     threshold: Annotated[float, typer.Option(help="Keep pruning while dev score >= threshold x full score.")] = 0.9,
     head_fraction: Annotated[float, typer.Option(help="Share of all heads masked per joint step.")] = 0.1,
@@ -62,12 +62,12 @@ def prune(
     amount: Annotated[float, typer.Option(help="Magnitude: share of remaining weights removed per step.")] = 0.1,
     max_steps: Annotated[int, typer.Option(help="Magnitude: at most this many steps.")] = 10,
     max_length: Annotated[
-        Optional[int], typer.Option(help="Max tokens per example (default 64 for built-in tasks, else 128).")
+        int | None, typer.Option(help="Max tokens per example (default 64 for built-in tasks, else 128).")
     ] = None,
-    max_dev_examples: Annotated[Optional[int], typer.Option(help="Score on the first N dev examples only.")] = None,
+    max_dev_examples: Annotated[int | None, typer.Option(help="Score on the first N dev examples only.")] = None,
     importance_split: Annotated[str, typer.Option(help="Importance on the dev (paper) or train split.")] = "dev",
     importance_examples: Annotated[
-        Optional[int], typer.Option(help="Importance on the first N examples of that split (default all).")
+        int | None, typer.Option(help="Importance on the first N examples of that split (default all).")
     ] = None,
     layer_norm: Annotated[bool, typer.Option("--layer-norm/--no-layer-norm", help="L2-normalise head "
                                              "importance per layer.")] = True,
@@ -94,16 +94,11 @@ def prune(
     quiet: QuietOpt = False,
 ) -> None:
     """Prune a fine-tuned model; write head_mask.npy / mlp_mask.npy (or weight masks) and pruning_log.json."""
-    from attnpatterns.data.records import InputError
     from attnpatterns.extraction import RunExistsError
-    from attnpatterns.masks import MaskError
-    from attnpatterns.models import ModelLoadError, UnsupportedArchitectureError, load_model
-    from attnpatterns.pruning.evaluation import NotAClassifierError
+    from attnpatterns.models import load_model
     from attnpatterns.pruning.importance import ImportanceConfig
-    from attnpatterns.pruning.metrics import MetricError
     from attnpatterns.pruning.prune import METHODS, default_config, run_pruning
     from attnpatterns.pruning.runs import read_manifest
-    from attnpatterns.pruning.structured import PruningError
     from attnpatterns.runtime import resolve_device, seed_everything
 
     if method not in METHODS:
@@ -140,8 +135,7 @@ def prune(
         result = run_pruning(loaded, spec, out, method, config, seed, reference, overwrite, progress,
                              manifest_extra={"finetune_run": manifest.get("fingerprint")},
                              mixed_precision=mixed_precision)
-    except (InputError, MetricError, MaskError, ModelLoadError, UnsupportedArchitectureError, NotAClassifierError,
-            PruningError, RunExistsError, ValueError) as err:
+    except (ValueError, RunExistsError) as err:  # every user error of the library is one of these
         raise fail(str(err))
     if not quiet:
         final = ", ".join(f"{k} {v}" for k, v in result.subnetwork.summary().items() if not k.endswith("total"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ def survivors(
         Path, typer.Option("--output", "-o", help="Folder to write (one subfolder per task when there are several).")
     ] = Path("runs/survivors"),
     model_name: Annotated[
-        Optional[str], typer.Option(help="Model the masks belong to, when the folders do not say (published masks: "
+        str | None, typer.Option(help="Model the masks belong to, when the folders do not say (published masks: "
                                          "bert-base-uncased).")
     ] = None,
     heatmap: Annotated[bool, typer.Option("--heatmap/--no-heatmap", help="Write survival_heatmap.png.")] = True,

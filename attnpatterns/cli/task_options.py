@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 TaskOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--task", "-t", help="Built-in task (reviews, entail) or GLUE task (cola, sst2, mrpc, stsb, ...)."),
 ]
 GlueDirOpt = Annotated[
-    Optional[Path], typer.Option("--glue-dir", help="Offline GLUE folder in the classic layout (glue_data).")
+    Path | None, typer.Option("--glue-dir", help="Offline GLUE folder in the classic layout (glue_data).")
 ]
 TrainFileOpt = Annotated[
-    Optional[Path], typer.Option("--train-file", help="Your training file (.csv/.tsv/.jsonl with a header).")
+    Path | None, typer.Option("--train-file", help="Your training file (.csv/.tsv/.jsonl with a header).")
 ]
-DevFileOpt = Annotated[Optional[Path], typer.Option("--dev-file", help="Your dev file, same columns.")]
+DevFileOpt = Annotated[Path | None, typer.Option("--dev-file", help="Your dev file, same columns.")]
 TextColumnOpt = Annotated[
-    Optional[list[str]], typer.Option("--text-column", help="Text column of your files (give twice for pairs).")
+    list[str] | None, typer.Option("--text-column", help="Text column of your files (give twice for pairs).")
 ]
 LabelColumnOpt = Annotated[str, typer.Option("--label-column", help="Label column of your files.")]
 RegressionOpt = Annotated[bool, typer.Option("--regression", help="Your labels are numbers (regression).")]
 MetricOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--metric", help="Metric that drives pruning: accuracy, f1, mcc, pearson, spearman or corr. "
                                    "Default as in the paper (MCC for CoLA, corr for STS-B, accuracy elsewhere)."),
 ]

@@ -27,7 +27,8 @@ def plot_survival_heatmap(frequency: np.ndarray, super_mask: np.ndarray | None =
     ax.set_ylabel("layer")
     if annotate and L * H <= 400:
         for (l, h), value in np.ndenumerate(frequency):
-            ax.text(h, l, f"{value:.1f}".lstrip("0") if value < 1 else "1", ha="center", va="center", fontsize=6,
+            text = f"{value:.0f}" if value in (0, 1) else f"{value:.1f}".lstrip("0")
+            ax.text(h, l, text, ha="center", va="center", fontsize=6,
                     color="white" if value > 0.6 else "black")
     if super_mask is not None:
         for l, h in zip(*np.nonzero(np.asarray(super_mask) == 1)):

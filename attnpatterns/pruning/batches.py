@@ -6,7 +6,7 @@ so short texts cost what they need: on CPU, padding is most of the time spent on
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

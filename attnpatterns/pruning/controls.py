@@ -13,7 +13,7 @@ with ``subnetwork=`` the control.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 
 from attnpatterns.pruning.evaluation import evaluate
 from attnpatterns.pruning.result import PruningResult
+from attnpatterns.pruning.structured import meets_target
 from attnpatterns.pruning.subnetwork import Subnetwork
 from attnpatterns.pruning.tasks import Task, limit_examples
 
@@ -93,7 +94,7 @@ def score_control(
     summary = sub.summary()
     steps = [
         {"step": 0, "phase": "full", "score": full, "passed": True, "seconds": round(middle - start, 3)},
-        {"step": 1, "phase": kind, "score": score, "passed": bool(score >= target), **summary,
+        {"step": 1, "phase": kind, "score": score, "passed": meets_target(score, target), **summary,
          "seconds": round(time.perf_counter() - middle, 3)},
     ]
     config = {"kind": kind, "seed": seed, "reference_method": reference.method, "max_length": max_length,

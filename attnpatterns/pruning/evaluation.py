@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,18 @@ class Scores:
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
+
+
+def prepare_dev(model: nn.Module, tokenizer, task, max_length: int, max_examples: int | None = None):
+    """Checked, tokenised dev examples of ``task`` for pruning: ``(examples, features, labels)``."""
+    from attnpatterns.pruning.tasks import limit_examples
+
+    check_classifier(model, task.num_labels)
+    dev = limit_examples(task.dev, max_examples)
+    if not dev:
+        raise InputError(f"the dev set of {task.name} is empty; pruning scores every step on it.")
+    features = encode(tokenizer, dev, max_length, task.is_regression)
+    return dev, features, np.array([f["labels"] for f in features])
 
 
 @torch.no_grad()

@@ -34,8 +34,8 @@ from attnpatterns.pruning.runs import (
     FINETUNE_RUN,
     METRICS_FILE,
     base_model_name,
-    finish_manifest,
     fingerprint,
+    finish_manifest,
     model_identity,
     prepare_run_folder,
     read_manifest,
@@ -52,6 +52,11 @@ PRESETS: dict[str, dict] = {
     "paper": {"learning_rate": 2e-5, "batch_size": 32, "epochs": 3.0, "max_length": 128},
     "quick": {"learning_rate": 1e-4, "batch_size": 16, "epochs": 2.0, "max_length": 64, "group_by_length": True},
 }
+
+
+#: Built-in tasks that the quick preset alone does not teach MiniLM (measured on CPU, seed 0: ``entail`` stays at
+#: chance after 2 epochs at lr 1e-4, and reaches 0.71 dev accuracy, majority class 0.52, after 4 epochs at 5e-5).
+QUICK_TASK_SETTINGS: dict[str, dict] = {"entail": {"learning_rate": 5e-5, "epochs": 4.0}}
 
 
 def default_preset(task: Task) -> str:
@@ -84,7 +89,7 @@ class FinetuneConfig:
             raise ValueError("max_train_examples must be positive.")
 
     @classmethod
-    def for_task(cls, task: Task, preset: str = "auto", **overrides) -> "FinetuneConfig":
+    def for_task(cls, task: Task, preset: str = "auto", **overrides) -> FinetuneConfig:
         """The preset's settings (``auto``: :func:`default_preset`), then any ``overrides`` that are not None."""
         name = default_preset(task) if preset == "auto" else preset
         if name not in PRESETS:
@@ -93,13 +98,16 @@ class FinetuneConfig:
         unknown = set(overrides) - known
         if unknown:
             raise TypeError(f"unknown fine-tuning settings: {', '.join(sorted(unknown))}")
-        return cls(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+        base = dict(PRESETS[name])
+        if name == "quick" and task.origin == "builtin":
+            base.update(QUICK_TASK_SETTINGS.get(task.name, {}))
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FinetuneConfig":
+    def from_dict(cls, data: dict) -> FinetuneConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -118,7 +126,7 @@ class FinetuneResult:
         return self.dev_metrics[self.metric]
 
     @classmethod
-    def load(cls, folder: Path | str, reused: bool = True) -> "FinetuneResult":
+    def load(cls, folder: Path | str, reused: bool = True) -> FinetuneResult:
         folder = Path(folder)
         manifest = read_manifest(folder)
         if manifest is None or manifest.get("run_type") != FINETUNE_RUN or manifest.get("status") != "complete":
@@ -184,7 +192,7 @@ def finetune(
         "model": model_identity(loaded),
         "task": task.fingerprint(),
         "config": {k: v for k, v in config.to_dict().items() if k != "eval_batch_size"},
-        "subnetwork": _subnetwork_ident(sub),
+        "subnetwork": sub.digest(),
     }
     fp = fingerprint(ident)
     if _rank() != 0:  # under torchrun only rank 0 touches the folder; the others reuse or train, never write
@@ -272,18 +280,6 @@ def finetune(
     write_json(out / METRICS_FILE, metrics)
     finish_manifest(out, manifest, dev_score=scores[task.metric])
     return FinetuneResult(out, scores.metrics, task.metric, config, seconds)
-
-
-def _subnetwork_ident(sub: Subnetwork) -> dict | None:
-    if sub.is_full:
-        return None
-    return {
-        "head_mask": None if sub.head_mask is None else sub.head_mask.tolist(),
-        "mlp_mask": None if sub.mlp_mask is None else sub.mlp_mask.tolist(),
-        "weight_masks": None if sub.weight_masks is None else fingerprint(
-            {k: np.packbits(v.cpu().numpy()).tobytes().hex() for k, v in sorted(sub.weight_masks.items())}
-        ),
-    }
 
 
 def _majority(task: Task) -> float | None:

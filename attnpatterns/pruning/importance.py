@@ -16,9 +16,9 @@ MLP scores divided by the number of (non-padding) tokens, then both min-max scal
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

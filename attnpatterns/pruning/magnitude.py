@@ -10,22 +10,19 @@ the full model's. The masks of the last step that passed are kept.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
-from attnpatterns.data.records import InputError
 from attnpatterns.models.adapter import get_adapter
-from attnpatterns.pruning.batches import encode
-from attnpatterns.pruning.evaluation import check_classifier, predict
+from attnpatterns.pruning.evaluation import predict, prepare_dev
 from attnpatterns.pruning.metrics import compute_metrics
 from attnpatterns.pruning.result import PruningResult
-from attnpatterns.pruning.structured import PruningError, check_threshold
+from attnpatterns.pruning.structured import check_full_score, check_threshold, meets_target
 from attnpatterns.pruning.subnetwork import Subnetwork, weights_zeroed
-from attnpatterns.pruning.tasks import Task, limit_examples
+from attnpatterns.pruning.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class MagnitudeConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "MagnitudeConfig":
+    def from_dict(cls, data: dict) -> MagnitudeConfig:
         return cls(**data)
 
 
@@ -91,13 +88,8 @@ def magnitude_prune(
 ) -> PruningResult:
     """m-prune a classifier fine-tuned on ``task``; the result holds boolean weight masks."""
     config = config or MagnitudeConfig()
-    check_classifier(model, task.num_labels)
-    dev = limit_examples(task.dev, config.max_dev_examples)
-    if not dev:
-        raise InputError(f"the dev set of {task.name} is empty; pruning scores every step on it.")
+    _, features, labels = prepare_dev(model, tokenizer, task, config.max_length, config.max_dev_examples)
     pad = tokenizer.pad_token_id or 0
-    features = encode(tokenizer, dev, config.max_length, task.is_regression)
-    labels = np.array([f["labels"] for f in features])
     weights = encoder_weights(model)
 
     def score(masks: dict[str, torch.Tensor] | None) -> float:
@@ -107,10 +99,7 @@ def magnitude_prune(
 
     start = time.perf_counter()
     full = score(None)
-    if not np.isfinite(full) or full <= 0:
-        raise PruningError(
-            f"the full model scores {full:.4g} ({task.metric}) on the dev set; fine-tune it on this task first."
-        )
+    check_full_score(full, task.metric, config.threshold)
     target = config.threshold * full
     masks = {n: torch.ones_like(w, dtype=torch.bool, device="cpu") for n, w in weights.items()}
     total = sum(m.numel() for m in masks.values())
@@ -122,7 +111,7 @@ def magnitude_prune(
         start = time.perf_counter()
         candidate = global_magnitude_step(weights, masks, config.amount)
         value = score(candidate)
-        passed = bool(value >= target)
+        passed = meets_target(value, target)
         sparsity = 1.0 - sum(int(m.sum()) for m in candidate.values()) / total
         steps.append(_step(i, "magnitude", value, passed, sparsity, time.perf_counter() - start))
         if progress:

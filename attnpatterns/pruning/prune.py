@@ -8,8 +8,9 @@ same fingerprint is reused, not recomputed; a folder holding anything else needs
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
@@ -21,8 +22,8 @@ from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.runs import (
     PRUNING_RUN,
     base_model_name,
-    finish_manifest,
     fingerprint,
+    finish_manifest,
     model_identity,
     prepare_run_folder,
     start_manifest,
@@ -38,13 +39,15 @@ QUICK_MAX_LENGTH = 64
 
 def default_config(method: str, task: Task, **overrides) -> StructuredConfig | MagnitudeConfig | None:
     """The method's configuration for ``task``: the paper's, with max length 64 for the built-in tasks."""
+    cls = {"structured": StructuredConfig, "magnitude": MagnitudeConfig}.get(method)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if cls is None:
+        return None
+    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"{method} pruning has no setting {', '.join(unknown)}.")
     base = {"max_length": QUICK_MAX_LENGTH} if task.origin == "builtin" else {}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    if method == "structured":
-        return StructuredConfig(**base)
-    if method == "magnitude":
-        return MagnitudeConfig(**base)
-    return None
+    return cls(**{**base, **given})
 
 
 def run_pruning(
@@ -85,7 +88,7 @@ def run_pruning(
         "method": method,
         "config": None if config is None else config.to_dict(),
         "seed": seed,
-        "reference": None if ref is None else ref.log(),
+        "reference": None if ref is None else [ref.log(), ref.subnetwork.digest()],
         "mixed_precision": mixed_precision,
     }
     precision = autocast(mixed_precision, model_device(loaded.model))

@@ -67,7 +67,7 @@ class PruningResult:
         write_json(folder / PRUNING_LOG_FILE, self.log())
 
     @classmethod
-    def load(cls, folder: Path | str) -> "PruningResult":
+    def load(cls, folder: Path | str) -> PruningResult:
         folder = Path(folder)
         log_path = folder / PRUNING_LOG_FILE
         if not log_path.is_file():

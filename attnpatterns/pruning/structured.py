@@ -19,15 +19,14 @@ not under the rejected ones.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from torch import nn
 
-from attnpatterns.data.records import InputError
 from attnpatterns.pruning.batches import encode
-from attnpatterns.pruning.evaluation import check_classifier, predict
+from attnpatterns.pruning.evaluation import predict, prepare_dev
 from attnpatterns.pruning.importance import ImportanceConfig, gate_gradients, normalize
 from attnpatterns.pruning.metrics import compute_metrics
 from attnpatterns.pruning.result import PruningResult
@@ -49,6 +48,20 @@ def check_threshold(threshold: float) -> float:
             "the paper used 0.9."
         )
     return float(threshold)
+
+
+def check_full_score(score: float, metric: str, threshold: float) -> None:
+    """Pruning compares every step with ``threshold`` x the full score, which needs a positive full score."""
+    if not np.isfinite(score) or score <= 0:
+        raise PruningError(
+            f"the full model scores {score:.4g} ({metric}) on the dev set, so 'stay above {threshold} x the full "
+            "score' means nothing; fine-tune the model on this task first, or choose another --metric."
+        )
+
+
+def meets_target(score: float, target: float) -> bool:
+    """``score >= target``, where a score equal to the target up to rounding passes (171/216 vs 0.9 x 190/216)."""
+    return bool(score >= target - 1e-9 * abs(target))
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,7 @@ class StructuredConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StructuredConfig":
+    def from_dict(cls, data: dict) -> StructuredConfig:
         data = dict(data)
         data["importance"] = ImportanceConfig(**data.get("importance", {}))
         data["phases"] = tuple(data.get("phases", PHASES))
@@ -125,11 +138,7 @@ def run_schedule(
     mlp = np.ones(num_layers, np.float32)
     start = time.perf_counter()
     full_score, head_imp, mlp_imp = assess(head, mlp)
-    if not np.isfinite(full_score) or full_score <= 0:
-        raise PruningError(
-            f"the full model scores {full_score:.4g} ({metric}) on the dev set, so 'stay above {config.threshold} "
-            "x the full score' means nothing; fine-tune the model on this task first, or choose another --metric."
-        )
+    check_full_score(full_score, metric, config.threshold)
     target = config.threshold * full_score
     steps = [_step(0, "full", full_score, True, head, mlp, [], [], time.perf_counter() - start)]
     if progress:
@@ -148,7 +157,7 @@ def run_schedule(
             new_mlp[mlps_out] = 0
             start = time.perf_counter()
             new_score, new_head_imp, new_mlp_imp = assess(new_head, new_mlp)
-            passed = bool(new_score >= target)
+            passed = meets_target(new_score, target)
             pruned = [[int(i) // num_heads, int(i) % num_heads] for i in heads_out]
             steps.append(_step(len(steps), phase, new_score, passed, new_head, new_mlp, pruned, mlps_out,
                                time.perf_counter() - start))
@@ -196,15 +205,10 @@ def structured_prune(
     from attnpatterns.models.adapter import get_adapter
 
     config = config or StructuredConfig()
-    check_classifier(model, task.num_labels)
+    dev, dev_features, labels = prepare_dev(model, tokenizer, task, config.max_length, config.max_dev_examples)
     adapter = get_adapter(model)
-    dev = limit_examples(task.dev, config.max_dev_examples)
-    if not dev:
-        raise InputError(f"the dev set of {task.name} is empty; pruning scores every step on it.")
     regression = task.is_regression
     pad = tokenizer.pad_token_id or 0
-    dev_features = encode(tokenizer, dev, config.max_length, regression)
-    labels = np.array([f["labels"] for f in dev_features])
     source: Sequence = dev if config.importance_split == "dev" else task.train
     imp_examples = limit_examples(source, config.importance_examples)
     combined = config.importance_split == "dev" and len(imp_examples) == len(dev)

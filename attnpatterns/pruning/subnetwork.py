@@ -10,10 +10,11 @@ reparametrisations, so that pruned weights stay exactly zero through every optim
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import hashlib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ class Subnetwork:
             and (self.weight_masks is None or all(bool(m.all()) for m in self.weight_masks.values()))
         )
 
-    def check(self, model: nn.Module) -> "Subnetwork":
+    def check(self, model: nn.Module) -> Subnetwork:
         """Validate shapes against ``model``; raise :class:`~attnpatterns.masks.MaskError` saying what is wrong."""
         adapter = get_adapter(model)
         L, H = adapter.num_layers, adapter.num_heads
@@ -65,6 +66,18 @@ class Subnetwork:
                         f"{tuple(linears[name].weight.shape)}; use masks made for this model."
                     )
         return self
+
+    def digest(self) -> str | None:
+        """A short hash of the masks (None for the full model): what run fingerprints record."""
+        if self.is_full:
+            return None
+        digest = hashlib.sha256()
+        for name, mask in (("head", self.head_mask), ("mlp", self.mlp_mask)):
+            if mask is not None:
+                digest.update(name.encode() + np.asarray(mask, np.float32).tobytes())
+        for name, mask in sorted((self.weight_masks or {}).items()):
+            digest.update(name.encode() + np.packbits(mask.cpu().numpy()).tobytes())
+        return digest.hexdigest()[:16]
 
     def summary(self) -> dict:
         out: dict = {}
@@ -128,7 +141,7 @@ class Subnetwork:
             save_file(tensors, str(folder / WEIGHT_MASKS_FILE))
 
     @classmethod
-    def load(cls, folder: Path | str) -> "Subnetwork":
+    def load(cls, folder: Path | str) -> Subnetwork:
         """Read whichever masks a folder holds (a pruning run, or the published ``seed_<S>`` layout)."""
         folder = Path(folder)
         if not folder.is_dir():

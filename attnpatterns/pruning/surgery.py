@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 import json
 import types
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.pruning.metrics import available_metrics, check_metric
@@ -48,21 +49,24 @@ class Task:
     def metrics(self) -> list[str]:
         return available_metrics(self.num_labels)
 
-    def with_metric(self, metric: str | None) -> "Task":
+    def with_metric(self, metric: str | None) -> Task:
         """The same task scored by ``metric`` (checked), or unchanged when ``metric`` is None."""
         if metric is None:
             return self
         return replace(self, metric=check_metric(metric, self.num_labels, self.name))
 
+    @cached_property
+    def _digest(self) -> str:
+        digest = hashlib.sha256(json.dumps([self.name, self.num_labels]).encode())
+        for split in (self.train, self.dev):
+            digest.update(b"|split|")
+            for e in split:  # one example at a time: GLUE's larger train sets would make one huge string
+                digest.update(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+        return digest.hexdigest()[:16]
+
     def fingerprint(self) -> str:
         """A hash of everything that decides results: the examples, their labels and the number of outputs."""
-        ident = {
-            "name": self.name,
-            "num_labels": self.num_labels,
-            "train": [e.to_dict() for e in self.train],
-            "dev": [e.to_dict() for e in self.dev],
-        }
-        return hashlib.sha256(json.dumps(ident, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        return self._digest
 
     def describe(self) -> dict:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from attnpatterns.extraction import RunExistsError
 from attnpatterns.models import load_model
 from attnpatterns.pruning.evaluation import NotAClassifierError
-from attnpatterns.pruning.finetune import PRESETS, FinetuneConfig, FinetuneResult, finetune
+from attnpatterns.pruning.finetune import PRESETS, QUICK_TASK_SETTINGS, FinetuneConfig, FinetuneResult, finetune
 from attnpatterns.pruning.subnetwork import Subnetwork
 from tests.pruning.conftest import make_task
 
@@ -68,11 +69,26 @@ def test_bad_inputs(tmp_path, tiny_encoder_path, tiny_classifier_path):
 
 
 def test_presets():
-    builtin = make_task()
-    object.__setattr__(builtin, "origin", "builtin")
+    builtin = dataclasses.replace(make_task(), origin="builtin")
     assert FinetuneConfig.for_task(builtin).max_length == PRESETS["quick"]["max_length"]
     paper = FinetuneConfig.for_task(make_task(), epochs=1)
     assert (paper.learning_rate, paper.batch_size, paper.max_length, paper.epochs) == (2e-5, 32, 128, 1)
     assert FinetuneConfig.for_task(builtin, "paper").max_length == 128
+    entail = dataclasses.replace(builtin, name="entail")
+    assert FinetuneConfig.for_task(entail).epochs == QUICK_TASK_SETTINGS["entail"]["epochs"]
+    assert FinetuneConfig.for_task(entail, epochs=1).epochs == 1
     with pytest.raises(ValueError, match="unknown preset"):
         FinetuneConfig.for_task(builtin, "fast")
+
+
+def test_regression_finetune(tmp_path, tiny_encoder_path):
+    task = make_task(n_train=8, n_dev=6)
+    task = dataclasses.replace(
+        task, num_labels=1, metric="corr", label_names=(),
+        train=tuple(dataclasses.replace(e, label=float(e.label) * 4.5) for e in task.train),
+        dev=tuple(dataclasses.replace(e, label=float(i)) for i, e in enumerate(task.dev)),
+    )
+    loaded = load_model(tiny_encoder_path, head="classification", num_labels=1)  # a new one-output head
+    result = finetune(loaded, task, tmp_path / "reg", CONFIG, progress=False)
+    assert set(result.dev_metrics) == {"pearson", "spearman", "corr"}
+    assert json.loads((tmp_path / "reg" / "metrics.json").read_text())["majority_baseline"] is None

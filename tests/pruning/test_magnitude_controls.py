@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from attnpatterns.pruning.controls import bad_mask, control_subnetwork, random_mask, score_control
-from attnpatterns.pruning.magnitude import MagnitudeConfig, encoder_weights, global_magnitude_step, magnitude_prune
+from attnpatterns.pruning.magnitude import (
+    MagnitudeConfig,
+    encoder_weights,
+    global_magnitude_step,
+    magnitude_prune,
+)
 from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.subnetwork import Subnetwork
 from tests.helpers import bundled_model_path, tiny_bert

@@ -83,6 +83,13 @@ def test_threshold_one_and_amount_options():
     assert result.steps[1]["heads_left"] == 30  # 25% of 40 heads per joint step
 
 
+def test_a_score_exactly_at_the_threshold_passes():
+    # 190/216 correct at full size, 171/216 after pruning: exactly 0.9 x, though 0.9 * (190/216) > 171/216 in floats
+    assess, _ = _synthetic(lambda heads, mlps: (190 if heads == 40 else 171 if heads == 38 else 100) / 216)
+    result = run_schedule(assess, L, H, StructuredConfig(phases=("heads",)))
+    assert result.steps[1]["passed"] and result.head_mask.sum() == 38
+
+
 @pytest.mark.parametrize("threshold", [0.0, -0.5, 1.01])
 def test_threshold_outside_unit_interval_is_refused(threshold):
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
@@ -139,3 +146,13 @@ def test_structured_prune_bad_inputs(tokenizer):
         structured_prune(tiny_bert(classification=True, num_labels=3), tokenizer, task)
     with pytest.raises(InputError, match="dev set .* is empty"):
         structured_prune(tiny_bert(classification=True), tokenizer, dataclasses.replace(task, dev=()))
+
+
+def test_default_config_refuses_settings_of_another_method():
+    from attnpatterns.pruning.prune import default_config
+
+    task = make_task()
+    assert default_config("structured", task, importance_examples=8).importance_examples == 8
+    assert default_config("random", task) is None
+    with pytest.raises(ValueError, match="magnitude pruning has no setting importance_examples"):
+        default_config("magnitude", task, importance_examples=8)

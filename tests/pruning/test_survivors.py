@@ -10,8 +10,6 @@ import pytest
 from attnpatterns.masks import MaskError
 from attnpatterns.pruning.survivors import (
     HEATMAP_FILE,
-    SUPER_HEAD_MASK_FILE,
-    SURVIVORS_FILE,
     compute_survivors,
     find_mask_sets,
     fleiss_kappa,

@@ -100,3 +100,30 @@ def test_task_needs_a_name_or_files(tmp_path):
     with pytest.raises(MetricError, match="cannot be used"):
         train = _write(tmp_path / "train.csv", ["fine,pos", "grim,neg"])
         load_task(train_file=train, dev_file=train, metric="pearson")
+
+
+def test_glue_tasks_from_the_classic_layout(tmp_path):
+    sst = tmp_path / "glue" / "SST-2"
+    sst.mkdir(parents=True)
+    for split in ("train", "dev"):
+        (sst / f"{split}.tsv").write_text("sentence\tlabel\na fine film\t1\na grim film\t0\n", encoding="utf-8")
+    task = load_task("sst-2", glue_dir=tmp_path / "glue")
+    assert (task.name, task.origin, task.num_labels, task.metric) == ("sst2", "glue", 2, "accuracy")
+    assert [e.label for e in task.dev] == [1, 0] and load_task(**task.source).fingerprint() == task.fingerprint()
+    cola = tmp_path / "glue" / "CoLA"
+    cola.mkdir()
+    for split in ("train", "dev"):
+        (cola / f"{split}.tsv").write_text("src\t1\t\tThe cat sat.\nsrc\t0\t*\tCat the sat.\n", encoding="utf-8")
+    assert load_task("cola", glue_dir=tmp_path / "glue").metric == "mcc"  # the paper's pruning metric for CoLA
+    with pytest.raises(InputError, match="classic layout"):
+        load_task("rte", glue_dir=tmp_path / "glue")
+
+
+def test_builtin_tasks_load():
+    from attnpatterns.pruning.tasks import task_choices
+
+    assert {"reviews", "entail"} <= set(task_choices())
+    reviews, entail = load_task("reviews"), load_task("entail")
+    assert reviews.origin == "builtin" and not reviews.is_pair and entail.is_pair
+    for task in (reviews, entail):
+        assert len(task.train) >= 600 and len(task.dev) >= 200 and task.num_labels == 2
