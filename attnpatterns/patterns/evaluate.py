@@ -21,6 +21,8 @@ from attnpatterns.constants import PATTERN_TYPES
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
 CONFUSION_PNG = "confusion_matrix.png"
+#: Types with fewer true maps than this are left out of the second macro-F1 figure (see macro_f1_over).
+RELIABLE_SUPPORT = 10
 
 
 @dataclass
@@ -62,6 +64,21 @@ class EvaluationReport:
         )
         return float(f)
 
+    def macro_f1_over(self, min_support: int = RELIABLE_SUPPORT) -> float | None:
+        """Macro-F1 over the types with at least ``min_support`` true maps (None if there are none).
+
+        With a handful of maps of a type, its F1 moves by a large step whenever one map flips, so this is given
+        beside (never instead of) the macro-F1 over all types present.
+        """
+        support = np.bincount(self.y_true, minlength=len(self.labels))
+        kept = [i for i in range(len(self.labels)) if support[i] >= min_support]
+        if not kept:
+            return None
+        _, _, f, _ = precision_recall_fscore_support(
+            self.y_true, self.y_pred, labels=kept, average="macro", zero_division=0
+        )
+        return float(f)
+
     @property
     def accuracy(self) -> float:
         return float(accuracy_score(self.y_true, self.y_pred))
@@ -77,6 +94,7 @@ class EvaluationReport:
             "labels": list(self.labels),
             "n_maps": int(self.y_true.size),
             "macro_f1": self.macro_f1,
+            f"macro_f1_types_with_{RELIABLE_SUPPORT}_or_more_maps": self.macro_f1_over(RELIABLE_SUPPORT),
             "accuracy": self.accuracy,
             "per_class": self.per_class,
             "confusion_matrix": self.confusion.tolist(),
@@ -87,7 +105,8 @@ class EvaluationReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> EvaluationReport:
-        known = {"title", "labels", "n_maps", "macro_f1", "accuracy", "per_class", "confusion_matrix"}
+        known = {"title", "labels", "n_maps", "macro_f1", "accuracy", "per_class", "confusion_matrix",
+                 f"macro_f1_types_with_{RELIABLE_SUPPORT}_or_more_maps"}
         extra = {k: v for k, v in data.items() if k not in known | {"y_true", "y_pred"}}
         return cls(data["y_true"], data["y_pred"], tuple(data["labels"]), data.get("title", ""), extra)
 
@@ -100,6 +119,10 @@ class EvaluationReport:
                 f"{name:<{width}}  {s['precision']:9.3f}  {s['recall']:6.3f}  {s['f1']:5.3f}  {s['support']:7d}"
             )
         lines.append(f"macro-F1 {self.macro_f1:.3f}   accuracy {self.accuracy:.3f}   maps {self.y_true.size}")
+        reliable = self.macro_f1_over(RELIABLE_SUPPORT)
+        support = np.bincount(self.y_true, minlength=len(self.labels))
+        if reliable is not None and any(support[i] < RELIABLE_SUPPORT for i in self.present):
+            lines.append(f"macro-F1 over the types with at least {RELIABLE_SUPPORT} maps {reliable:.3f}")
         if "fold_macro_f1" in self.extra:
             folds = np.asarray(self.extra["fold_macro_f1"])
             lines.append(

@@ -265,7 +265,7 @@ def read_corpus(
         labels=label_map.map_all(m.label for m in maps),
         groups=["|".join(m.group) for m in maps],
         kind=kind or kinds[0],
-        source=str(root),
+        source=str(path) if path is not None else "annotations/ (the project corpus)",
     )
 
 

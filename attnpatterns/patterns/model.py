@@ -7,7 +7,9 @@ structure is present anywhere (max) and how much of the map it covers (mean), in
 vector branch is one hidden layer. The two are concatenated and a two-layer head gives logits over the five
 pattern types. :class:`PatternEnsemble` averages the probabilities of a few such networks (three by default), each
 trained on its own seed and validation split: on the project's corpus this was worth two to four points of
-cross-validated macro-F1 over one network and steadier labels, for three times the (small) cost.
+cross-validated macro-F1 over one network and steadier labels, for three times the (small) cost. With the
+defaults a network has about 20 thousand parameters and the ensemble about 61 thousand (the original classifier
+was a ~73k-parameter fully convolutional net).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from attnpatterns.constants import PATTERN_TYPES
 class ModelConfig:
     """Architecture hyper-parameters; saved in the checkpoint."""
 
-    channels: tuple[int, ...] = (8, 16, 32, 48)
+    channels: tuple[int, ...] = (8, 16, 24, 32)
     vector_hidden: int = 32
     head_hidden: int = 48
     dropout: float = 0.2

@@ -108,3 +108,16 @@ def test_install_default(default_dir, saved, raw_set):
     assert clf.predict(raw_set.arrays[:3]) == load_checkpoint(saved).predict(raw_set.arrays[:3])
     with pytest.raises(NoDefaultCheckpointError):
         load_classifier(kind="normed")
+
+
+@pytest.mark.parametrize("kind", ["raw", "normed"])
+def test_shipped_defaults_load_and_describe_their_training(kind, raw_set):
+    clf = load_default_checkpoint(kind)
+    assert clf.kind == kind
+    training = clf.metadata["training"]
+    assert training["data"]["kind"] == kind and training["data"]["n_maps"] >= 600
+    assert 0.0 < training["cv_macro_f1"] <= 1.0
+    probs = clf.predict_proba(raw_set.arrays[:4])
+    assert probs.shape == (4, 5) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(KindMismatchError):
+        load_classifier(kind="normed" if kind == "raw" else "raw").check_kind(kind)

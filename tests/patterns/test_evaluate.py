@@ -27,6 +27,17 @@ def test_metrics_match_scikit_learn():
     assert report.confusion.sum() == 8 and report.confusion[0, 1] == 1
 
 
+def test_macro_over_well_supported_types():
+    y_true = np.array([0] * 10 + [1] * 10 + [2] * 2)
+    y_pred = np.array([0] * 10 + [1] * 10 + [0] * 2)
+    report = EvaluationReport(y_true, y_pred)
+    assert report.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert report.macro_f1_over(10) == pytest.approx(f1_score(y_true, y_pred, labels=[0, 1], average="macro"))
+    assert report.macro_f1_over(11) is None
+    assert "at least 10 maps" in report.to_text()
+    assert "at least" not in EvaluationReport(y_true[:20], y_pred[:20]).to_text()
+
+
 def test_macro_average_is_over_types_present():
     report = report_from_labels(["vertical", "diagonal"], ["vertical", "diagonal"])
     assert report.macro_f1 == 1.0

@@ -106,7 +106,7 @@ def test_kind_must_be_known_and_consistent(raw_set):
 def test_model_is_small():
     pre = PreprocessConfig()
     member = count_parameters(PatternCNN(ModelConfig(), pre.n_channels, pre.n_vector))
-    assert 10_000 <= member <= 60_000
+    assert 10_000 <= member <= 40_000
     ensemble = PatternEnsemble(ModelConfig(), pre.n_channels, pre.n_vector)
     assert count_parameters(ensemble) == ModelConfig().members * member
 
