@@ -136,9 +136,11 @@ class LabeledMap:
         return PATTERN_TYPES.index(self.label)
 
     @property
-    def group(self) -> tuple[str, str]:
-        """The group of a grouped split: maps of one source text never sit on both sides."""
-        return (self.model, self.text_id)
+    def group(self) -> str:
+        """The group of a grouped split: the text id, so that maps of one text never sit on both sides of a split,
+        whichever model (pretrained or fine-tuned) they come from. Runs over different inputs get distinct text ids
+        (``build-corpus --text-prefix``)."""
+        return self.text_id
 
 
 @dataclass
@@ -356,8 +358,8 @@ def load_corpus(root: str | Path = DEFAULT_CORPUS_DIR, kind: str | None = None) 
 def as_dataset(root: str | Path = DEFAULT_CORPUS_DIR, kind: str | None = None):
     """The labelled corpus as a :class:`datasets.Dataset` (one row per map; ``label`` is a ClassLabel).
 
-    ``array`` is a nested list (T x T, float32; T varies between maps), ``group`` is ``"model|text_id"`` for
-    grouped splits.
+    ``array`` is a nested list (T x T, float32; T varies between maps), ``group`` is the text id (see
+    :attr:`LabeledMap.group`) for grouped splits.
     """
     import datasets
 
@@ -387,7 +389,7 @@ def as_dataset(root: str | Path = DEFAULT_CORPUS_DIR, kind: str | None = None):
             elif name == "label":
                 columns[name].append(m.label_index)
             elif name == "group":
-                columns[name].append(f"{m.model}|{m.text_id}")
+                columns[name].append(m.group)
             else:
                 columns[name].append(getattr(m, name))
     return datasets.Dataset.from_dict(columns, features=features)

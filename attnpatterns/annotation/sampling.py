@@ -10,6 +10,11 @@ pool's maps round-robin by their heuristic type (:mod:`~attnpatterns.annotation.
 patterns (blocks) are not drowned by common ones (verticals). This only changes which maps are shown; it never
 labels anything, and the heuristic type of every picked map is recorded in ``corpus_log.jsonl``.
 
+With ``favour={("raw", "block"): 40}`` the first 40 raw maps of each run are the ones with the highest
+:func:`~attnpatterns.annotation.heuristics.candidate_score` for ``block`` (at most a sixth of them from one head),
+and the rest of the quota is spread as usual. This is for types a model rarely shows: annotators still label what
+they see (the score is not shown to them), and each favoured map's score is recorded in ``corpus_log.jsonl``.
+
 :func:`import_npy_folder` brings in maps saved one per ``.npy`` file, with an optional ``<name>.json`` beside
 each giving tokens, segment_ids, model, text_id, layer, head and kind.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +34,7 @@ import numpy as np
 from attnpatterns.annotation.corpus import (
     CorpusMap, add_maps, make_map_id, model_short_name, read_map_index, slug,
 )
-from attnpatterns.annotation.heuristics import heuristic_label
+from attnpatterns.annotation.heuristics import CANDIDATE_TYPES, candidate_score, heuristic_label
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
 
 CORPUS_LOG_FILE = "corpus_log.jsonl"
@@ -95,14 +100,21 @@ def sample_run_maps(
     min_tokens: int = 4,
     balance: str = "none",
     exclude: set[str] | frozenset = frozenset(),
+    favour: Mapping[tuple[str, str], int] | None = None,
 ) -> Sample:
     """Pick ``per_kind`` maps of each kind from ``sources`` (split evenly between them) as corpus maps.
 
     Texts longer than ``max_tokens`` or shorter than ``min_tokens`` are left out (long maps are hard to judge on
-    a sheet); map ids in ``exclude`` (already in the corpus) are never picked.
+    a sheet); map ids in ``exclude`` (already in the corpus) are never picked. ``favour`` maps (kind, type) to a
+    number of top candidates per run taken first (see the module docstring); they count towards the quota.
     """
     if balance not in BALANCES:
         raise ValueError(f"balance {balance!r} is not one of {', '.join(BALANCES)}")
+    favour = dict(favour or {})
+    for (f_kind, f_type), n in favour.items():
+        if f_kind not in MAP_KINDS or f_type not in CANDIDATE_TYPES or n < 0:
+            raise ValueError(f"cannot favour {f_kind}:{f_type}={n}; use KIND:TYPE=N with KIND in "
+                             f"{', '.join(MAP_KINDS)}, TYPE in {', '.join(CANDIDATE_TYPES)} and N >= 0")
     if not sources:
         raise ValueError("give at least one extraction run to sample from")
     kinds = tuple(kinds) if kinds else MAP_KINDS
@@ -120,24 +132,71 @@ def sample_run_maps(
                 for e in examples for layer, head in src.run.heads
                 if src.map_id(e.example_id, layer, head, kind) in exclude
             } if exclude else set()
-            pool_size = quota * (POOL_FACTOR if balance == "heuristic" else 1)
+            favoured = []
+            for (f_kind, f_type), n in sorted(favour.items()):
+                if f_kind == kind and n > 0:
+                    top = _top_candidates(src.run, examples, kind, f_type, min(n, quota - len(favoured)), taken)
+                    taken |= {(ex.example_id, layer, head) for ex, layer, head, _, _ in top}
+                    favoured += top
+            quota_left = quota - len(favoured)
+            pool_size = quota_left * (POOL_FACTOR if balance == "heuristic" else 1)
             triples = _spread(list(src.run.heads), examples, pool_size, rng, taken)
             picked = []
+            for ex, layer, head, f_type, score in favoured:
+                m = _corpus_map(src, ex, layer, head, kind)
+                sample.maps.append(m)
+                sample.selection[m.map_id] = {"run": str(getattr(src.run, "root", "")), "heuristic_type": None,
+                                              "favoured": f_type, "candidate_score": round(score, 4)}
             for ex, layer, head in triples:
-                array = src.run.get_map(ex.example_id, layer, head, kind)
-                m = CorpusMap(
-                    map_id=src.map_id(ex.example_id, layer, head, kind), model=src.model,
-                    text_id=src.text_id(ex.example_id), text_kind="pair" if ex.text_b is not None else "single",
-                    layer=layer, head=head, kind=kind, tokens=ex.tokens, segment_ids=ex.segment_ids, array=array,
-                )
+                m = _corpus_map(src, ex, layer, head, kind)
                 picked.append((m, heuristic_label(m.array, m.segment_ids) if balance == "heuristic" else None))
             if balance == "heuristic":
-                picked = _round_robin_by_type(picked, quota)
+                picked = _round_robin_by_type(picked, quota_left)
             run_root = str(getattr(src.run, "root", ""))
             for m, htype in picked:
                 sample.maps.append(m)
                 sample.selection[m.map_id] = {"run": run_root, "heuristic_type": htype}
     return sample
+
+
+def _corpus_map(src: RunSource, ex, layer: int, head: int, kind: str) -> CorpusMap:
+    return CorpusMap(
+        map_id=src.map_id(ex.example_id, layer, head, kind), model=src.model,
+        text_id=src.text_id(ex.example_id), text_kind="pair" if ex.text_b is not None else "single",
+        layer=layer, head=head, kind=kind, tokens=ex.tokens, segment_ids=ex.segment_ids,
+        array=src.run.get_map(ex.example_id, layer, head, kind),
+    )
+
+
+def _top_candidates(run, examples: list, kind: str, pattern: str, n: int, taken: set) -> list[tuple]:
+    """The ``n`` maps of ``run`` with the highest candidate score for ``pattern``, at most ``ceil(n / 6)`` per head.
+
+    Returns (example, layer, head, pattern, score) tuples; blocks are only looked for in pairs. Ties and the
+    order of equal scores follow the run's example order, so the pick is deterministic.
+    """
+    if n <= 0:
+        return []
+    scored = []
+    for ex in examples:
+        if pattern == "block" and ex.text_b is None:
+            continue
+        for layer, head in run.heads:
+            if (ex.example_id, layer, head) in taken:
+                continue
+            score = candidate_score(run.get_map(ex.example_id, layer, head, kind), ex.segment_ids, pattern)
+            if score > 0:
+                scored.append((-score, len(scored), ex, layer, head))
+    scored.sort(key=lambda s: (s[0], s[1]))
+    cap = max(1, -(-n // 6))
+    per_head: dict[tuple[int, int], int] = defaultdict(int)
+    out = []
+    for neg, _, ex, layer, head in scored:
+        if per_head[(layer, head)] < cap:
+            per_head[(layer, head)] += 1
+            out.append((ex, layer, head, pattern, -neg))
+            if len(out) == n:
+                break
+    return out
 
 
 def _round_robin_by_type(picked: list[tuple[CorpusMap, str]], quota: int) -> list[tuple[CorpusMap, str]]:
@@ -176,7 +235,7 @@ def add_run_sample(
         ],
         "per_kind": per_kind,
         "seed": seed,
-        **{k: (list(v) if isinstance(v, (tuple, set, frozenset)) else v) for k, v in kwargs.items()},
+        **{k: _loggable(v) for k, v in kwargs.items()},
         "added": [{"map_id": m, **sample.selection[m]} for m in new],
     }
     if new:
@@ -184,6 +243,14 @@ def add_run_sample(
         with open(root / CORPUS_LOG_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(log, ensure_ascii=False) + "\n")
     return new
+
+
+def _loggable(value):
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Mapping):  # favour: {(kind, type): n} -> {"kind:type": n}
+        return {":".join(k) if isinstance(k, tuple) else k: v for k, v in value.items()}
+    return value
 
 
 def import_npy_folder(root: str | Path, folder: str | Path, model: str | None = None, kind: str = "raw") -> list[str]:

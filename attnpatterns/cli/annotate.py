@@ -41,6 +41,26 @@ def _check_choice(value: Optional[str], choices, name: str) -> None:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
 
 
+def _parse_favour(values: list[str]) -> dict[tuple[str, str], int]:
+    from attnpatterns.annotation.heuristics import CANDIDATE_TYPES
+    from attnpatterns.constants import MAP_KINDS
+
+    out = {}
+    for value in values:
+        try:
+            target, n = value.rsplit("=", 1)
+            kind, pattern = target.split(":", 1)
+            kind, pattern, count = kind.strip(), pattern.strip().lower().replace(" ", ""), int(n)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not KIND:TYPE=N (e.g. raw:block=40)", param_hint="--favour")
+        if kind not in MAP_KINDS or pattern not in CANDIDATE_TYPES or count < 0:
+            raise typer.BadParameter(
+                f"{value!r}: KIND is one of {', '.join(MAP_KINDS)}, TYPE one of {', '.join(CANDIDATE_TYPES)}, "
+                "N a count >= 0", param_hint="--favour")
+        out[(kind, pattern)] = count
+    return out
+
+
 annotate_app = typer.Typer(
     help="Build and label the annotated-map corpus (see annotations/README.md, 'How to annotate').",
     no_args_is_help=True,
@@ -55,6 +75,12 @@ def build_corpus(
     kinds: Annotated[Optional[list[str]], typer.Option("--kind", "-k", help="Kinds to add (repeat); default all.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Skip texts longer than this.")] = 64,
     balance: Annotated[str, typer.Option("--balance", help="none, or heuristic: even out heuristic types.")] = "none",
+    favour: Annotated[
+        Optional[list[str]],
+        typer.Option("--favour", help="KIND:TYPE=N (repeat), e.g. raw:block=40: per run, first take the N maps "
+                     "with the highest candidate score for a rare TYPE (block, vertical+diagonal); the score is "
+                     "logged, never shown to annotators."),
+    ] = None,
     model_tag: Annotated[
         Optional[list[str]],
         typer.Option("--model-tag", help="Model tag per run (repeat, in run order) for ids; default from the run."),
@@ -72,6 +98,7 @@ def build_corpus(
     from attnpatterns.extraction import RunError, open_run
 
     _check_choice(balance, BALANCES, "--balance")
+    favoured = _parse_favour(favour or [])
     for k in kinds or []:
         _check_choice(k, MAP_KINDS, "--kind")
     for name, values in (("--model-tag", model_tag), ("--text-prefix", text_prefix)):
@@ -87,7 +114,7 @@ def build_corpus(
     root = _corpus(corpus)
     try:
         new = add_run_sample(root, sources, per_kind, seed=seed, kinds=kinds, max_tokens=max_tokens,
-                             balance=balance, command=shlex.join(["attnpatterns", *sys.argv[1:]]))
+                             balance=balance, favour=favoured, command=shlex.join(["attnpatterns", *sys.argv[1:]]))
     except ValueError as err:
         raise fail(str(err))
     typer.echo(f"added {len(new)} maps to {root} (log: {root / 'corpus_log.jsonl'})")

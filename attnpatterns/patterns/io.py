@@ -5,7 +5,7 @@ maps of one source text never sit on both sides of a split). Supported formats, 
 
 ``corpus``
     The project's corpus in ``annotations/`` (read through :func:`attnpatterns.annotation.corpus.load_corpus`);
-    effective labels only; group = ``model|text_id``.
+    effective labels only; group = the text id (one text, whatever the model).
 ``npy-labels``
     A folder of square ``.npy`` maps plus ``labels.txt`` whose lines read ``label = name1, name2, ...`` (the
     layout of the original raw-map labels). Names may carry the ``.npy`` suffix or not.
@@ -263,7 +263,7 @@ def read_corpus(
         names=[m.map_id for m in maps],
         arrays=[validate_map(m.array, name=m.map_id) for m in maps],
         labels=label_map.map_all(m.label for m in maps),
-        groups=["|".join(m.group) for m in maps],
+        groups=[m.group for m in maps],
         kind=kind or kinds[0],
         source=str(path) if path is not None else "annotations/ (the project corpus)",
     )

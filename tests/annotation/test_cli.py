@@ -140,6 +140,18 @@ def test_option_errors(built, tmp_path):
     assert r.exit_code != 0 and "not an extraction run" in r.output
 
 
+def test_build_corpus_favour(tiny_runs, tmp_path):
+    corpus = tmp_path / "c"
+    r = invoke("annotate", "build-corpus", *tiny_runs, "-n", "8", "--kind", "raw", "--favour", "raw:Block=2",
+               "--corpus", corpus)
+    assert r.exit_code == 0, r.output
+    log = json.loads((corpus / "corpus_log.jsonl").read_text().splitlines()[0])
+    assert log["favour"] == {"raw:block": 2} and sum(bool(a.get("favoured")) for a in log["added"]) == 2
+    for bad in ("raw:block", "raw:diagonal=3", "weird:block=2"):
+        r = invoke("annotate", "build-corpus", *tiny_runs, "--favour", bad, "--corpus", corpus)
+        assert r.exit_code != 0 and "KIND" in r.output, r.output
+
+
 def test_guideline_figures(tiny_runs, tmp_path):
     spec = {"figures": {"vertical+diagonal": {"ncols": 2, "maps": [
         {"example_id": "s1", "layer": 0, "head": 1, "kind": "raw"},

@@ -39,7 +39,7 @@ def test_round_trip(tmp_path):
     append_labels(tmp_path, [_row(m.map_id, "B")])
     (lm,) = load_corpus(tmp_path)
     assert (lm.label, lm.kind, lm.layer, lm.head, lm.n_tokens, lm.text_id) == ("block", "raw", 0, 0, 11, "s000")
-    assert lm.tokens == m.tokens and lm.group == (m.model, "s000")
+    assert lm.tokens == m.tokens and lm.group == "s000"
     rows = read_labels(tmp_path)
     assert rows[0].model == m.model and rows[0].n_tokens == "11" and rows[0].date.endswith("Z")
     header = (tmp_path / C.LABELS_FILE).read_text().splitlines()[0]

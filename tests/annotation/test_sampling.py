@@ -67,3 +67,48 @@ def test_import_npy_folder(tmp_path):
     assert maps[ids[1]].text_kind == "pair" and maps[ids[1]].kind == "normed"
     with pytest.raises(ValueError, match="no .npy"):
         import_npy_folder(tmp_path / "corpus", tmp_path / "corpus")
+
+
+def _block_pair_map(t: int = 12, split: int = 6) -> tuple[np.ndarray, list[int]]:
+    seg = [0] * split + [1] * (t - split)
+    same = np.equal.outer(seg, seg).astype(np.float64)
+    return same / same.sum(axis=1, keepdims=True), seg
+
+
+def test_candidate_scores_rank_the_rare_types():
+    from attnpatterns.annotation.heuristics import candidate_score
+
+    block, seg = _block_pair_map()
+    uniform = np.full((12, 12), 1 / 12)
+    assert candidate_score(block, seg, "block") > 0.5 > candidate_score(uniform, seg, "block")
+    assert candidate_score(block, [0] * 12, "block") == 0.0  # no segments, no block
+    stripe_and_diag = 0.5 * np.eye(12) + 0.5 * np.eye(12)[[0] * 12]
+    stripe = np.eye(12)[[0] * 12]
+    diag = np.eye(12)
+    vd = candidate_score(stripe_and_diag, None, "vertical+diagonal")
+    assert vd > 0.3 and candidate_score(stripe, None, "vertical+diagonal") < 0.05
+    assert candidate_score(diag, None, "vertical+diagonal") < 0.05
+    with pytest.raises(ValueError, match="no candidate score"):
+        candidate_score(block, seg, "diagonal")
+
+
+def test_favour_takes_top_candidates_first_and_logs_them(tiny_runs, tmp_path):
+    from attnpatterns.annotation.heuristics import candidate_score
+
+    sources = _sources(tiny_runs)
+    sample = sample_run_maps(sources, per_kind=12, seed=0, kinds=["raw"], favour={("raw", "block"): 4})
+    assert len(sample.maps) == 12
+    favoured = [m for m in sample.maps if sample.selection[m.map_id].get("favoured") == "block"]
+    assert len(favoured) == 4 and all(m.text_kind == "pair" for m in favoured)  # only the pairs run has blocks
+    # they are the best-scoring pair maps, at most ceil(4 / 6) = 1 per head
+    assert len({(m.layer, m.head) for m in favoured}) == 4
+    run = open_run(tiny_runs[1])
+    scores = sorted((candidate_score(run.get_map(e.example_id, layer, head, "raw"), e.segment_ids, "block")
+                     for e in run.examples if 4 <= len(e.tokens) <= 64 for layer, head in run.heads), reverse=True)
+    assert min(sample.selection[m.map_id]["candidate_score"] for m in favoured) >= scores[len(scores) // 2] - 1e-4
+    new = add_run_sample(tmp_path, sources, per_kind=12, seed=0, kinds=["raw"], favour={("raw", "block"): 4})
+    log = json.loads((tmp_path / CORPUS_LOG_FILE).read_text().splitlines()[0])
+    assert log["favour"] == {"raw:block": 4} and len(new) == 12
+    assert sum(1 for a in log["added"] if a.get("favoured") == "block") == 4
+    with pytest.raises(ValueError, match="cannot favour"):
+        sample_run_maps(sources, per_kind=4, favour={("raw", "diagonal"): 2})
