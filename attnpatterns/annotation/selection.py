@@ -4,7 +4,9 @@ Shared by the notebook session and the sheet exporter so that both agree on what
 
 - ``first``: maps without an effective label (so reopening resumes where it stopped, whoever labelled the rest);
 - ``second``: a seeded random fraction (default 20%) of the labelled maps of each kind, minus maps this annotator
-  labelled in the first pass (the second look must be independent) and maps this annotator already re-labelled;
+  labelled in the first pass (the second look must be independent) and maps that already have a second-pass label
+  (from anyone: one independent second look per map is what the agreement needs, and a growing corpus adds new
+  maps to the sample without sending the old ones round again);
 - ``adjudicated``: maps whose latest first-pass and second-pass labels disagree and that no adjudication row
   has settled since.
 """
@@ -71,9 +73,9 @@ def pending_map_ids(
         return [m["map_id"] for m in index if m["map_id"] not in labelled]
     if pass_ == "second":
         first_by_me = {r.map_id for r in rows if r.pass_ != "second" and r.annotator == annotator}
-        done_by_me = last_rows_by_pass(rows, "second", annotator)
+        done = last_rows_by_pass(rows, "second")
         sample = second_pass_sample(rows, index, fraction, seed)
-        return [m for m in sample if m not in first_by_me and m not in done_by_me]
+        return [m for m in sample if m not in first_by_me and m not in done]
     open_cases = disagreements(rows)
     return [m["map_id"] for m in index if m["map_id"] in open_cases]
 

@@ -70,6 +70,8 @@ def test_second_pass_is_independent_and_hides_nothing_it_should_not(corpus):
     s.label("block")
     assert effective_labels(corpus) == before  # second pass never sets the effective label
     assert AnnotationSession(corpus, "alice", pass_="second", second_fraction=0.2, seed=1).queue == []
+    carol = AnnotationSession(corpus, "carol", pass_="second", second_fraction=0.2, seed=1)
+    assert len(carol.queue) == 3 and read_labels(corpus)[-1].map_id not in carol.queue  # one second look per map
     resumed = AnnotationSession(corpus, "bob", pass_="second", second_fraction=0.2, seed=1)
     assert len(resumed.queue) == 3 and resumed.progress().done == 1
     assert resumed.undo() is None  # undo history is per session
