@@ -1,14 +1,25 @@
-"""The common part of every run folder's manifest: what made it (command, versions, git commit, time)."""
+"""The common part of every run folder's manifest: what made it (command, versions, git commit, time), and the
+file hash that manifests and checkpoints record."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 PACKAGES = ("attnpatterns", "torch", "transformers", "datasets", "numpy", "safetensors", "scikit-learn", "scipy")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def package_versions(names=PACKAGES) -> dict[str, str | None]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -256,7 +257,7 @@ def _summary(result) -> str:
                 if not pick.empty:
                     row = pick.iloc[0]
                     p = row["p_adjusted"]
-                    tested = f"adj. p = {p:.3g}" if p == p else "not testable: no heterogeneous map"
+                    tested = f"adj. p = {p:.3g}" if not math.isnan(p) else "not testable: no heterogeneous map"
                     line += f"; {row['comparison']} {100 * row['estimate']:+.1f} pp, {tested}"
             lines.append(line)
     return "\n".join(lines)

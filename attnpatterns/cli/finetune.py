@@ -91,14 +91,7 @@ def finetune(
         )
         out = output or Path("runs") / "finetune" / spec.name / f"seed_{seed}"
         subnetwork = Subnetwork.load(masks) if masks else None
-        try:
-            loaded = load_model(model, resolve_device(device), head="classification", num_labels=spec.num_labels)
-        except RuntimeError as err:  # transformers refuses a classification head of another size
-            raise ValueError(
-                f"{model} has a classification head whose size does not fit {spec.name} ({spec.num_labels} "
-                "output(s)); start from a model without a task head (e.g. the pretrained one) or one fine-tuned "
-                "on this task."
-            ) from err
+        loaded = load_model(model, resolve_device(device), head="classification", num_labels=spec.num_labels)
         result = run_finetune(loaded, spec, out, config, subnetwork, overwrite=overwrite, progress=not quiet,
                               manifest_extra={"masks_from": str(masks) if masks else None})
     except (ValueError, RunExistsError) as err:  # every user error of the library is one of these

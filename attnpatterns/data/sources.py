@@ -7,13 +7,13 @@ used 100 dev examples per task).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
 from attnpatterns.data.files import read_input_file
 from attnpatterns.data.glue import load_glue
 from attnpatterns.data.records import InputError, TextExample
+from attnpatterns.manifest import file_sha256
 
 SAMPLE_CHOICES = ("single", "pairs", "both")
 
@@ -30,14 +30,6 @@ def builtin_samples(which: str = "both") -> list[TextExample]:
     if which in ("pairs", "both"):
         out += [TextExample(f"p{i:03d}", a, b) for i, (a, b) in enumerate(sample_pairs())]
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_inputs(
@@ -60,7 +52,7 @@ def load_inputs(
     if input_file:
         path = Path(input_file)
         examples = read_input_file(path, text_columns, label_column, id_column)
-        description = {"source": "file", "path": str(path.resolve()), "sha256": _sha256(path),
+        description = {"source": "file", "path": str(path.resolve()), "sha256": file_sha256(path),
                        "text_columns": list(text_columns or []), "id_column": id_column}
     elif glue_task:
         examples = load_glue(glue_task, split, glue_dir)

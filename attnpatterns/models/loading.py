@@ -127,6 +127,11 @@ def load_model(
     archs = getattr(config, "architectures", None) or []
     has_cls_head = any(a.endswith("ForSequenceClassification") for a in archs)
     classification = head == "classification" or (head == "auto" and has_cls_head)
+    if classification and has_cls_head and num_labels is not None and config.num_labels != num_labels:
+        raise ModelLoadError(
+            f"{path} has a classification head with {config.num_labels} output(s), but {num_labels} are needed. "
+            "Start from a model without a task head (e.g. the pretrained one) or one fine-tuned on this task."
+        )
     kwargs: dict = {"attn_implementation": "eager"}
     if classification and num_labels is not None:
         kwargs["num_labels"] = num_labels

@@ -19,7 +19,6 @@ and are rebuilt from ``annotations/`` by :data:`REBUILD_COMMAND`.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 from pathlib import Path
@@ -29,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from attnpatterns.constants import MAP_KINDS
+from attnpatterns.manifest import file_sha256
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import PreprocessConfig
@@ -71,14 +71,6 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_checkpoint(classifier: PatternClassifier, folder: str | Path) -> Path:
     """Write ``classifier`` to ``folder`` (created; existing checkpoint files are replaced). Returns the folder."""
     folder = Path(folder)
@@ -95,7 +87,7 @@ def save_checkpoint(classifier: PatternClassifier, folder: str | Path) -> Path:
         "preprocess": classifier.preprocess.to_dict(),
         "model": classifier.network.config.to_dict(),
         "weights_file": WEIGHTS_FILE,
-        "weights_sha256": _sha256(weights),
+        "weights_sha256": file_sha256(weights),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
         **metadata,
@@ -152,7 +144,7 @@ def load_checkpoint(
     if not weights.is_file():
         raise CheckpointError(f"{folder} has no weights file {weights.name}")
     expected = config.get("weights_sha256")
-    if expected and _sha256(weights) != expected:
+    if expected and file_sha256(weights) != expected:
         raise CheckpointError(
             f"{weights} is corrupt: its SHA-256 differs from the one recorded in {CONFIG_FILE} "
             "(the file was truncated or altered); retrain or restore it"

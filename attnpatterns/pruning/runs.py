@@ -48,10 +48,10 @@ def fingerprint(ident: dict) -> str:
 
 @lru_cache(maxsize=32)
 def _weights_digest(folder: str, stamp: tuple) -> str:
-    from attnpatterns.data.sources import _sha256
+    from attnpatterns.manifest import file_sha256
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
-    return hashlib.sha256("".join(_sha256(p) for p in files).encode()).hexdigest()[:16]
+    return hashlib.sha256("".join(file_sha256(p) for p in files).encode()).hexdigest()[:16]
 
 
 def model_identity(loaded: LoadedModel) -> dict:

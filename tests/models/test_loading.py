@@ -56,6 +56,15 @@ def test_folder_without_config_and_unreachable_hub_id(tmp_path):
         load_model("no-such-org/no-such-model-attnpatterns")
 
 
+def test_classification_head_of_another_size_is_refused(tmp_path):
+    path = save_tiny_model(tmp_path, classification=True)  # a 2-way head
+    assert load_model(path, head="classification", num_labels=2).is_classifier
+    with pytest.raises(ModelLoadError, match=r"2 output\(s\), but 3 are needed.*without a task head"):
+        load_model(path, head="classification", num_labels=3)
+    encoder = save_tiny_model(tmp_path / "encoder")  # no head yet: a new one of any size
+    assert load_model(encoder, head="classification", num_labels=3).model.config.num_labels == 3
+
+
 @pytest.mark.slow
 def test_bundled_default_is_minilm():
     loaded = load_model(None)
