@@ -143,7 +143,7 @@ def test_clear_errors(tmp_path, tiny_classifier_path, tiny_encoder_path):
     (tmp_path / "three.csv").write_text("sentence,label\na,x\nb,y\nc,z\n")
     res = _invoke(["finetune", "--train-file", tmp_path / "three.csv", "--dev-file", tmp_path / "three.csv",
                    "-m", tiny_classifier_path, "-o", tmp_path / "t3", *FAST])
-    assert res.exit_code == 2 and "does not fit" in res.output
+    assert res.exit_code == 2 and "but 3 are needed" in res.output
     # masks of the wrong shape
     np.save(tmp_path / "head_mask.npy", np.ones((12, 12), np.float32))
     res = _invoke(["finetune", *base, "-m", tiny_classifier_path, "--masks", tmp_path, "-o", tmp_path / "m", *FAST])
