@@ -2,7 +2,9 @@
 
 For every map with a second-pass label, the pair compared is (latest ``first``-pass label, latest ``second``-pass
 label), both ignoring retracted rows; adjudication rows do not enter (they come after the comparison). Results
-are given per map kind and over all maps. :func:`label_counts` gives the per-type counts of effective labels that
+are given per map kind and over all maps. ``macro_f1`` scores the second pass against the first as if it were a
+classifier (macro average over the types either pass used): the ceiling a pattern classifier's macro-F1 can be
+compared with. :func:`label_counts` gives the per-type counts of effective labels that
 the corpus README reports.
 """
 
@@ -28,9 +30,11 @@ class PassAgreement:
     observed: float | None
     confusion: list[list[int]] = field(default_factory=list)
     open_disagreements: int = 0
+    macro_f1: float | None = None
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "n": self.n, "kappa": self.kappa, "observed_agreement": self.observed,
+                "macro_f1_second_vs_first": self.macro_f1,
                 "labels": list(PATTERN_TYPES), "confusion_first_rows_second_cols": self.confusion,
                 "open_disagreements": self.open_disagreements}
 
@@ -49,7 +53,7 @@ def pass_pairs(rows: Sequence[LabelRow]) -> dict[str, tuple[str, str]]:
 
 
 def _agreement(scope: str, pairs: list[tuple[str, str]], open_cases: int) -> PassAgreement:
-    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
     if not pairs:
         return PassAgreement(scope, 0, None, None, np.zeros((5, 5), int).tolist(), open_cases)
@@ -60,7 +64,9 @@ def _agreement(scope: str, pairs: list[tuple[str, str]], open_cases: int) -> Pas
         kappa = 1.0
     else:
         kappa = float(cohen_kappa_score(a, b, labels=list(PATTERN_TYPES)))
-    return PassAgreement(scope, len(pairs), kappa, observed, cm.tolist(), open_cases)
+    used = [t for t in PATTERN_TYPES if t in set(a) | set(b)]
+    macro_f1 = float(f1_score(a, b, labels=used, average="macro", zero_division=0))
+    return PassAgreement(scope, len(pairs), kappa, observed, cm.tolist(), open_cases, macro_f1)
 
 
 def pass_agreement(rows: Sequence[LabelRow], index: Sequence[Mapping]) -> dict[str, PassAgreement]:

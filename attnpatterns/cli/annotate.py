@@ -245,8 +245,9 @@ def agreement_cmd(
     for scope, a in result.items():
         kappa = "n/a" if a.kappa is None else f"{a.kappa:.3f}"
         observed = "n/a" if a.observed is None else f"{a.observed:.1%}"
+        macro_f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
         typer.echo(f"\n{scope}: n={a.n}  Cohen's kappa={kappa}  observed agreement={observed}  "
-                   f"open disagreements={a.open_disagreements}")
+                   f"macro-F1 second vs first={macro_f1}  open disagreements={a.open_disagreements}")
         if a.n:
             typer.echo(a.confusion_markdown())
     typer.echo(f"\nwrote {path}")

@@ -35,6 +35,10 @@ def test_kappa_on_a_constructed_case():
     assert result["raw"].n == 6 and result["normed"].n == 4
     assert a.open_disagreements == 2
     assert "| first \\ second |" in a.confusion_markdown()
+    # second pass scored against the first: per-type F1 by hand (v 3/4 vs 3/3; d 2/2 vs 2/3; b 1/1 vs 1/2; h 1/2 vs
+    # 1/1; vd 1/1)
+    f1 = [2 * 3 / (4 + 3), 2 * 2 / (2 + 3), 2 * 1 / (1 + 2), 2 * 1 / (2 + 1), 1.0]
+    assert a.macro_f1 == pytest.approx(sum(f1) / 5)
 
 
 def test_adjudication_settles_but_does_not_change_kappa():
