@@ -108,8 +108,9 @@ def export_sheets(
     open_cases = disagreements(read_labels(root)) if pass_ == "adjudicated" else {}
     columns = ADJUDICATION_COLUMNS if pass_ == "adjudicated" else TEMPLATE_COLUMNS
     rows, sheets = [], []
+    batch = hashlib.sha256("\n".join(map_ids).encode()).hexdigest()[:4]  # sheet ids differ between batches
     for s, start in enumerate(range(0, len(map_ids), per_sheet)):
-        sheet_id = f"{sheet_prefix}-{s + 1:03d}"
+        sheet_id = f"{sheet_prefix}-{batch}-{s + 1:03d}"
         chunk = map_ids[start:start + per_sheet]
         cells = []
         for c, map_id in enumerate(chunk, start=1):
