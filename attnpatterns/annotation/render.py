@@ -99,15 +99,18 @@ def render_sheet(
     cell_inches: float = 3.4,
     title: str | None = None,
     dpi: int = 100,
+    slots: int | None = None,
 ):
     """A grid of maps, each with a big number (top left) and a caption (top right); returns the Figure.
+
+    ``slots`` fixes the grid size (empty cells stay blank), so every sheet of a batch has the same layout.
 
     Cells stay square and large (``cell_inches`` each) so a viewer can judge the pattern; token labels follow
     :func:`render_map` (all tokens up to 30, else only [CLS]/[SEP]).
     """
     import matplotlib.pyplot as plt
 
-    n = max(len(cells), 1)
+    n = max(len(cells), slots or 0, 1)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(

@@ -121,7 +121,7 @@ def export_sheets(
             if pass_ == "adjudicated":
                 row["first_label"], row["second_label"] = open_cases.get(map_id, ("", ""))
             rows.append(row)
-        fig = render_sheet(cells, ncols=ncols, title=sheet_id)
+        fig = render_sheet(cells, ncols=ncols, title=sheet_id, slots=per_sheet)
         path = out_dir / f"{sheet_id}.png"
         fig.savefig(path)
         plt.close(fig)
