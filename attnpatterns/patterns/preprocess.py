@@ -73,6 +73,7 @@ class PreprocessConfig:
     contrast: float = 50.0  #: ``c`` of the log-contrast channel
     min_tokens: int = 2  #: smaller maps are refused
     token_statistics: bool = True  #: append :func:`token_statistics` to the vector
+    coverage_statistics: bool = True  #: append :func:`coverage_statistics` (checkpoints before 0.2 lack them)
 
     def __post_init__(self) -> None:
         if self.grid < 8:
@@ -88,14 +89,17 @@ class PreprocessConfig:
 
     @property
     def n_vector(self) -> int:
-        return (2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
+        return ((2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
+                + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0))
 
     def to_dict(self) -> dict:
         return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
-        return cls(**{k: data[k] for k in ("grid", "contrast", "min_tokens", "token_statistics") if k in data})
+        keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics")
+        # a checkpoint saved before coverage statistics existed was trained without them
+        return cls(**{"coverage_statistics": False, **{k: data[k] for k in keys if k in data}})
 
 
 @dataclass
@@ -223,6 +227,56 @@ def token_statistics(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(stats, dim=1).clamp(0, 1)  # (B, N_TOKEN_STATISTICS)
 
 
+#: Number of values returned by :func:`coverage_statistics`.
+N_COVERAGE_STATISTICS = 19
+#: Brightness levels (fractions of the map maximum) at which a cell counts as lit; with the viridis colour map of
+#: the sheets, 0.25 is a clear blue, 0.4 teal and 0.6 green.
+COVERAGE_LEVELS = (0.25, 0.4, 0.6)
+
+
+def coverage_statistics(x: torch.Tensor) -> torch.Tensor:
+    """How many rows a stripe or a diagonal covers (B, :data:`N_COVERAGE_STATISTICS`), for maps ``x`` (B, T, T)
+    with maximum 1.
+
+    Annotators decide ``vertical+diagonal`` against ``diagonal`` or ``vertical`` by whether the weaker structure is
+    lit in most rows (annotations/GUIDELINE.md, section 6), so these are the same quantities, as fractions of rows:
+
+    - for each of three columns, the strongest off-diagonal column, the first ([CLS]) and the last ([SEP]): the
+      fraction of the other rows whose cell in that column reaches each level of :data:`COVERAGE_LEVELS`, and the
+      fraction where it reaches half the row's maximum (12 values);
+    - for the diagonal offset (-1, 0 or +1) whose cells reach half their row's maximum most often: the same four
+      fractions along that diagonal (4 values);
+    - the fraction of all cells at each of the levels 0.1, 0.25 and 0.4 (3 values): spread-out maps light more.
+    """
+    b, t, _ = x.shape
+    idx = torch.arange(t, device=x.device)
+    row_max = x.amax(dim=2)  # (B, T)
+    off_band = ((idx[None, :] - idx[:, None]).abs() > 1).to(x.dtype)
+    strongest = (x * off_band).mean(dim=1).argmax(dim=1)  # (B,)
+    out = []
+    for col in (strongest, torch.zeros_like(strongest), torch.full_like(strongest, t - 1)):
+        values = x.gather(2, col[:, None, None].expand(b, t, 1)).squeeze(2)  # (B, T): every row's cell in col
+        other = (idx[None, :] != col[:, None]).to(x.dtype)  # the column's own row does not count
+        n_rows = other.sum(dim=1).clamp_min(1)
+        for level in COVERAGE_LEVELS:
+            out.append(((values >= level).to(x.dtype) * other).sum(dim=1) / n_rows)
+        out.append(((values >= 0.5 * row_max).to(x.dtype) * other).sum(dim=1) / n_rows)
+    per_offset = []
+    for o in (-1, 0, 1):
+        if t <= abs(o):
+            continue
+        diag = torch.diagonal(x, offset=o, dim1=1, dim2=2)  # (B, T - |o|): x[i, i + o]
+        rows = idx[max(0, -o): t - max(0, o)]
+        stats = [(diag >= level).to(x.dtype).mean(dim=1) for level in COVERAGE_LEVELS]
+        stats.append((diag >= 0.5 * row_max[:, rows]).to(x.dtype).mean(dim=1))
+        per_offset.append(torch.stack(stats, dim=1))  # (B, 4)
+    offsets = torch.stack(per_offset, dim=1)  # (B, n_offsets, 4)
+    best = offsets[..., -1].argmax(dim=1)  # (B,)
+    out.extend(offsets[torch.arange(b, device=x.device), best].unbind(dim=1))
+    out.extend((x >= level).to(x.dtype).mean(dim=(1, 2)) for level in (0.1, 0.25, 0.4))
+    return torch.stack(out, dim=1).clamp(0, 1)  # (B, N_COVERAGE_STATISTICS)
+
+
 def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) -> Features:
     """Step 4 and the feature channels for a batch of prepared maps of one size, ``maps`` (B, T, T).
 
@@ -252,6 +306,8 @@ def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) 
     parts = [diag, col_profile, row_entropy, col_entropy]
     if config.token_statistics:
         parts.append(token_statistics(x))  # (B, N_TOKEN_STATISTICS)
+    if config.coverage_statistics:
+        parts.append(coverage_statistics(x))  # (B, N_COVERAGE_STATISTICS)
     vectors = torch.cat(parts, dim=1)  # (B, n_vector)
     return Features(images.contiguous(), vectors.contiguous())
 

@@ -8,7 +8,9 @@ import torch
 
 from attnpatterns.patterns.preprocess import (
     MapError,
+    N_COVERAGE_STATISTICS,
     PreprocessConfig,
+    coverage_statistics,
     features,
     normalise_map,
     prepare_map,
@@ -151,3 +153,27 @@ def test_token_statistics_recognise_the_patterns():
     every = token_statistics(torch.rand(4, 9, 9))
     assert every.shape == (4, 13) and (every >= 0).all() and (every <= 1).all()
     assert token_statistics(torch.rand(2, 2, 2)).shape == (2, 13)
+
+
+def test_coverage_statistics_count_lit_rows():
+    t = 12
+    diagonal = np.eye(t, dtype=np.float32)
+    half_stripe = diagonal.copy()
+    half_stripe[: t // 2, 0] = 0.5  # [CLS] column teal in the top half of the rows only
+    full_stripe = diagonal.copy()
+    full_stripe[:, 0] = 0.5
+    got = {name: coverage_statistics(torch.from_numpy(m)[None])[0].numpy()
+           for name, m in (("diag", diagonal), ("half", half_stripe), ("full", full_stripe))}
+    first_col = slice(4, 8)  # levels 0.25, 0.4, 0.6 and half the row max, for column 0
+    assert np.allclose(got["diag"][first_col], 0) and np.allclose(got["diag"][12:16], 1)  # diagonal lit everywhere
+    assert np.allclose(got["full"][first_col], [1, 1, 0, 1])  # teal (0.5) in all other rows, not green (0.6)
+    assert np.allclose(got["half"][first_col], [5 / 11, 5 / 11, 0, 5 / 11])  # rows 1..5 of the 11 other rows
+    assert got["full"][16] > got["diag"][16]  # more cells lit at 0.1
+    assert coverage_statistics(torch.rand(3, 2, 2)).shape == (3, N_COVERAGE_STATISTICS)
+
+
+def test_checkpoints_from_before_coverage_statistics_keep_their_vector_size():
+    legacy = {"grid": 32, "contrast": 50.0, "min_tokens": 2, "token_statistics": True}
+    old = PreprocessConfig.from_dict(legacy)
+    assert not old.coverage_statistics and old.n_vector == PreprocessConfig().n_vector - N_COVERAGE_STATISTICS
+    assert PreprocessConfig.from_dict(PreprocessConfig().to_dict()).coverage_statistics
