@@ -611,21 +611,30 @@ def _permutation_rows(base, perm, low, high) -> list[dict]:
 
 
 def _independent_tests(config, task, kind, weights, comparison, a: HeadCounts, b: HeadCounts) -> list[dict]:
+    """Two disjoint sets of heads: permutation tests, bootstrap intervals, and the majority-label test."""
+    return _head_tests(config, task, kind, weights, comparison, a, b, paired=False)
+
+
+def _paired_tests(config, task, kind, weights, comparison, a: HeadCounts, b: HeadCounts) -> list[dict]:
+    """The same heads under two conditions: paired permutation tests and paired bootstrap intervals."""
+    return _head_tests(config, task, kind, weights, comparison, a, b, paired=True)
+
+
+def _head_tests(config, task, kind, weights, comparison, a: HeadCounts, b: HeadCounts, paired: bool) -> list[dict]:
     base = _base_row(task, kind, weights, comparison, a, b)
-    perm = permutation_test_heads(
-        a, b, config.n_permutations, _seed(config, task, kind, weights, comparison, "perm")
-    )
+
+    def seed(purpose: str) -> int:
+        return _seed(config, task, kind, weights, comparison, purpose)
+
+    permutation = paired_permutation_test_heads if paired else permutation_test_heads
+    perm = permutation(a, b, config.n_permutations, seed("perm"))
     low, high = bootstrap_difference(
-        a,
-        b,
-        config.n_bootstrap,
-        config.confidence_level,
-        _seed(config, task, kind, weights, comparison, "ci"),
+        a, b, config.n_bootstrap, config.confidence_level, seed("ci"), paired=paired
     )
     rows = _permutation_rows(base, perm, low, high)
-    maj = majority_test(
-        a, b, config.n_permutations, _seed(config, task, kind, weights, comparison, "majority")
-    )
+    if paired:
+        return rows
+    maj = majority_test(a, b, config.n_permutations, seed("majority"))
     rows.append(
         dict(
             base,
@@ -642,22 +651,6 @@ def _independent_tests(config, task, kind, weights, comparison, a: HeadCounts, b
         )
     )
     return rows
-
-
-def _paired_tests(config, task, kind, weights, comparison, a: HeadCounts, b: HeadCounts) -> list[dict]:
-    base = _base_row(task, kind, weights, comparison, a, b)
-    perm = paired_permutation_test_heads(
-        a, b, config.n_permutations, _seed(config, task, kind, weights, comparison, "perm")
-    )
-    low, high = bootstrap_difference(
-        a,
-        b,
-        config.n_bootstrap,
-        config.confidence_level,
-        _seed(config, task, kind, weights, comparison, "ci"),
-        paired=True,
-    )
-    return _permutation_rows(base, perm, low, high)
 
 
 def _tagged(frame: pd.DataFrame, tag: dict) -> pd.DataFrame:
