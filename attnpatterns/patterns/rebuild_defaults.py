@@ -4,9 +4,9 @@ Run ``uv run python -m attnpatterns.patterns.rebuild_defaults`` from the reposit
 exactly ``attnpatterns train --kind KIND --install-default --allow-empty-classes -o runs/classifier-defaults/KIND
 --overwrite`` (grouped 5-fold cross-validation, then the final fit with the default settings and seed 0) and
 installs the checkpoint, with its cross-validation report, into ``attnpatterns/patterns/checkpoints/KIND/``.
-``--allow-empty-classes`` is there because a model may not produce every type (the bundled MiniLM shows no block
-pattern in raw maps of its sample texts; ``annotations/README.md`` says which); the report lists the support of
-every type. Extra arguments are passed on to every ``train`` call (for example ``--device cuda``).
+``--allow-empty-classes`` is there so that a corpus of a model that does not produce every type still trains (the
+project's corpus has all five types in both kinds; ``annotations/README.md`` gives the counts); the report lists the
+support of every type. Extra arguments are passed on to every ``train`` call (for example ``--device cuda``).
 """
 
 from __future__ import annotations
