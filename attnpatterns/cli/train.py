@@ -72,6 +72,11 @@ def train(
     max_epochs: Annotated[int, typer.Option(help="Most epochs per fit (early stopping usually ends sooner).")] = 60,
     patience: Annotated[int, typer.Option(help="Epochs without a lower validation loss before stopping.")] = 10,
     skip_cv: Annotated[bool, typer.Option("--skip-cv", help="Fit the final model only, no cross-validation.")] = False,
+    forest_weight: Annotated[
+        float,
+        typer.Option("--forest-weight", help="Share of the random forest over the feature vector in the final "
+                     "probabilities; 0 = the CNN ensemble alone. The CV report scores both parts."),
+    ] = 0.7,
     allow_empty_classes: Annotated[
         bool, typer.Option("--allow-empty-classes", help="Train even if some type has no labelled maps.")
     ] = False,
@@ -89,6 +94,7 @@ def train(
     from attnpatterns.manifest import base_manifest
     from attnpatterns.patterns.checkpoint import install_default_checkpoint
     from attnpatterns.patterns.io import DataError
+    from attnpatterns.patterns.model import ModelConfig
     from attnpatterns.patterns.train import TrainConfig, train_classifier
     from attnpatterns.runtime import resolve_device, seed_everything
 
@@ -102,6 +108,7 @@ def train(
             n_folds=folds, max_epochs=max_epochs, patience=patience, seed=seed,
             allow_empty_classes=allow_empty_classes,
         )
+        model_config = ModelConfig(forest_weight=forest_weight)
         torch_device = resolve_device(device)
     except ValueError as err:
         raise fail(str(err))
@@ -110,14 +117,15 @@ def train(
     if not quiet:
         typer.echo(f"{len(dataset)} {kind} maps from {dataset.source}: {dataset.class_counts()}")
     try:
-        result = train_classifier(dataset, kind, config=config, device=torch_device, cross_validate=not skip_cv)
+        result = train_classifier(dataset, kind, model=model_config, config=config, device=torch_device,
+                                  cross_validate=not skip_cv)
     except DataError as err:
         raise fail(str(err))
     paths = result.save(output)
     manifest = base_manifest(
         "pattern-training",
         {"kind": kind, "seed": seed, "device": str(torch_device), "data": result.data_summary,
-         "train_config": config.to_dict(), "cv_macro_f1": result.to_dict()["cv_macro_f1"]},
+         "train_config": config.to_dict(), "model_config": model_config.to_dict(), "cv_macro_f1": result.to_dict()["cv_macro_f1"]},
     )
     (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if not quiet and result.cv is not None:

@@ -30,6 +30,8 @@ from safetensors.torch import load_file, save_file
 from attnpatterns.constants import MAP_KINDS
 from attnpatterns.manifest import file_sha256
 from attnpatterns.patterns.classifier import PatternClassifier
+from attnpatterns.patterns.forest import STATE_PREFIX as FOREST_PREFIX
+from attnpatterns.patterns.forest import TreeForest
 from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import PreprocessConfig
 
@@ -38,7 +40,7 @@ CONFIG_FILE = "classifier.json"
 #: Sub-folder of a training run that holds its final checkpoint.
 RUN_CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FORMAT = "attnpatterns-pattern-classifier"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2  # 2: a random forest may sit next to the network (forest.* tensors)
 
 #: Where the shipped default checkpoints live, one sub-folder per kind.
 DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -76,6 +78,8 @@ def save_checkpoint(classifier: PatternClassifier, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in classifier.network.state_dict().items()}
+    if classifier.forest is not None:
+        state.update(classifier.forest.state_dict())
     weights = folder / WEIGHTS_FILE
     save_file(state, str(weights), metadata={"format": CHECKPOINT_FORMAT, "kind": classifier.kind})
     metadata = {k: v for k, v in classifier.metadata.items() if k != "path"}
@@ -157,6 +161,14 @@ def load_checkpoint(
     metadata = {k: v for k, v in config.items() if k not in ("preprocess", "model", "kind", "label_names")}
     metadata["path"] = str(folder)
     network = PatternEnsemble(model_config, preprocess.n_channels, preprocess.n_vector)
+    forest_state = {k: v for k, v in state.items() if k.startswith(FOREST_PREFIX)}
+    state = {k: v for k, v in state.items() if not k.startswith(FOREST_PREFIX)}
+    forest = None
+    if model_config.forest_weight > 0:
+        try:
+            forest = TreeForest.from_state_dict(forest_state)
+        except ValueError as exc:
+            raise CheckpointError(f"{weights}: {exc}; retrain the checkpoint") from exc
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -164,7 +176,7 @@ def load_checkpoint(
             f"{weights} does not fit the architecture described in {CONFIG_FILE} ({exc}); retrain the checkpoint"
         ) from exc
     try:
-        classifier = PatternClassifier(network.eval(), ckpt_kind, preprocess, label_names, metadata)
+        classifier = PatternClassifier(network.eval(), ckpt_kind, preprocess, label_names, metadata, forest)
     except ValueError as exc:
         raise CheckpointError(f"{config_path}: {exc}") from exc
     classifier.check_kind(kind)

@@ -1,8 +1,10 @@
 """A trained pattern classifier: the network together with everything needed to use it correctly.
 
 :class:`PatternClassifier` bundles the network (:class:`~attnpatterns.patterns.model.PatternEnsemble`), the
-preprocessing it was trained with, the kind of map it is for ("raw" or "normed") and its training metadata. It refuses maps of the
-other kind (:class:`KindMismatchError`); inference runs on the device the network sits on.
+preprocessing it was trained with, the kind of map it is for ("raw" or "normed") and its training metadata, plus
+the random forest over the feature vector (:mod:`~attnpatterns.patterns.forest`) whose probabilities are mixed in
+with weight ``network.config.forest_weight``. It refuses maps of the other kind (:class:`KindMismatchError`); the
+network runs on the device it sits on, the forest on the CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.patterns.forest import TreeForest
 from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import Features, PreprocessConfig, preprocess_maps
 
@@ -31,6 +34,7 @@ class PatternClassifier:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     label_names: tuple[str, ...] = PATTERN_TYPES
     metadata: dict = field(default_factory=dict)
+    forest: TreeForest | None = None  #: required when ``network.config.forest_weight > 0``
 
     def __post_init__(self) -> None:
         if self.kind not in MAP_KINDS:
@@ -71,15 +75,30 @@ class PatternClassifier:
     def features(self, maps: Sequence, names: Sequence[str] | None = None, batch_size: int = 256) -> Features:
         return preprocess_maps(maps, self.preprocess, names=names, device=self.device, batch_size=batch_size)
 
+    @property
+    def forest_weight(self) -> float:
+        return self.network.config.forest_weight if self.forest is not None else 0.0
+
     @torch.no_grad()
-    def predict_features(self, feats: Features, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, 5) for already featurised maps."""
+    def predict_members(self, feats: Features, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Class probabilities (N, 5) of each part: ``cnn`` (the network ensemble) and, if there is one, ``forest``."""
         self.network.eval()
         out = []
         for start in range(0, len(feats), batch_size):
             part = feats[start : start + batch_size].to(self.device)
             out.append(torch.softmax(self.network(part.images, part.vectors), dim=1).cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
+        members = {"cnn": torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), np.float32)}
+        if self.forest is not None:
+            members["forest"] = self.forest.predict_proba(feats.vectors)
+        return members
+
+    def predict_features(self, feats: Features, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, 5) for already featurised maps: the CNN ensemble mixed with the forest."""
+        members = self.predict_members(feats, batch_size)
+        if "forest" not in members:
+            return members["cnn"]
+        w = self.forest_weight
+        return ((1.0 - w) * members["cnn"] + w * members["forest"]).astype(np.float32)
 
     def predict_proba(
         self,

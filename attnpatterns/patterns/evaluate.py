@@ -129,6 +129,12 @@ class EvaluationReport:
                 f"per-fold macro-F1 {folds.mean():.3f} +- {folds.std():.3f} over {folds.size} folds: "
                 + " ".join(f"{v:.3f}" for v in folds)
             )
+        if "member_macro_f1" in self.extra:
+            parts = self.extra["member_macro_f1"]
+            w = self.extra.get("forest_weight")
+            mix = f" (mixed {1 - w:.2f} : {w:.2f})" if w is not None else ""
+            lines.append("macro-F1 of each part alone" + mix + ": "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
         if "robustness" in self.extra:
             lines.append(
                 "label agreement under crop/pad/resize (test maps): "

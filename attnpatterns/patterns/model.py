@@ -33,6 +33,11 @@ class ModelConfig:
     dropout: float = 0.2
     members: int = 3  #: networks in the ensemble (each trained on its own seed and validation split)
     n_classes: int = len(PATTERN_TYPES)
+    #: share of the random forest over the feature vector in the final probabilities (0 = the CNN ensemble alone;
+    #: see :mod:`attnpatterns.patterns.forest`)
+    forest_weight: float = 0.7
+    forest_trees: int = 200
+    forest_min_leaf: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -42,6 +47,10 @@ class ModelConfig:
             raise ValueError(f"members must be at least 1, got {self.members}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.forest_weight < 1.0:
+            raise ValueError(f"forest_weight must be in [0, 1) (the CNN keeps a share), got {self.forest_weight}")
+        if self.forest_trees < 1 or self.forest_min_leaf < 1:
+            raise ValueError("forest_trees and forest_min_leaf must be positive")
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -50,8 +59,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        fields = ("channels", "vector_hidden", "head_hidden", "dropout", "members", "n_classes")
-        return cls(**{k: data[k] for k in fields if k in data})
+        fields = ("channels", "vector_hidden", "head_hidden", "dropout", "members", "n_classes", "forest_weight",
+                  "forest_trees", "forest_min_leaf")
+        # a checkpoint saved before the forest existed is the CNN ensemble alone
+        return cls(**{"forest_weight": 0.0, **{k: data[k] for k in fields if k in data}})
 
 
 def _conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:

@@ -40,6 +40,7 @@ from attnpatterns.constants import PATTERN_TYPES
 from attnpatterns.patterns.checkpoint import RUN_CHECKPOINT_DIR, save_checkpoint
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.evaluate import EvaluationReport
+from attnpatterns.patterns.forest import TreeForest
 from attnpatterns.patterns.io import DataError, LabeledSet
 from attnpatterns.patterns.model import ModelConfig
 from attnpatterns.patterns.preprocess import Features, PreprocessConfig, prepare_map, preprocess_maps
@@ -254,6 +255,11 @@ def fit_features(
                 _fit_network(member, train, y_train, feats[val_idx], y[val_idx], config, member_seed)
             )
     classifier.network.eval()
+    if model.forest_weight > 0:  # the forest needs no validation split: it sees every map and its resized views
+        vectors = torch.cat([feats.vectors, *(a.vectors for a in augmented)]).cpu().numpy()
+        classifier.forest = TreeForest.fit(
+            vectors, np.tile(y, 1 + len(augmented)), model.forest_trees, model.forest_min_leaf, seed, model.n_classes
+        )
     return classifier, histories
 
 
@@ -300,6 +306,7 @@ def cross_validate_features(
     probabilities = np.zeros((len(data), len(PATTERN_TYPES)), dtype=np.float32)
     folds = np.full(len(data), -1, dtype=np.int64)
     histories, fold_scores = [], []
+    member_probabilities: dict[str, np.ndarray] = {}
     agreement: dict[str, list[np.ndarray]] = {}
     for fold, (train_idx, test_idx) in enumerate(_grouped_splits(y, data.groups, config.n_folds, config.seed)):
         groups = [data.groups[i] for i in train_idx]
@@ -307,6 +314,9 @@ def cross_validate_features(
             feats[train_idx], y[train_idx], groups, data.kind, preprocess, model, config, device,
             seed=config.seed + 1000 * (fold + 1), augmented=[a[train_idx] for a in augmented],
         )
+        members = classifier.predict_members(feats[test_idx])
+        for name, probs in members.items():
+            member_probabilities.setdefault(name, np.zeros_like(probabilities))[test_idx] = probs
         probabilities[test_idx] = classifier.predict_features(feats[test_idx])
         folds[test_idx] = fold
         histories.append(history)
@@ -317,6 +327,11 @@ def cross_validate_features(
                 agreement.setdefault(name, []).append(mask)
     title = f"{config.n_folds}-fold grouped cross-validation, {data.kind} maps ({len(data)} maps)"
     extra: dict = {"fold_macro_f1": fold_scores}
+    if len(member_probabilities) > 1:  # how each part scores alone, next to the mix
+        extra["member_macro_f1"] = {
+            name: EvaluationReport(y, probs.argmax(1)).macro_f1 for name, probs in member_probabilities.items()
+        }
+        extra["forest_weight"] = model.forest_weight
     if agreement:
         extra["robustness"] = summarise_agreement({k: np.concatenate(v) for k, v in agreement.items()})
     report = EvaluationReport(y, probabilities.argmax(1), PATTERN_TYPES, title, extra)
