@@ -40,20 +40,17 @@ def corpus_set(kind: str):
 
 
 def annotator_macro_f1(kind: str) -> dict | None:
-    """Macro-F1 of the second annotation pass against the first (same definition as the classifier's)."""
-    from attnpatterns.annotation.agreement import pass_pairs
+    """Macro-F1 of the second annotation pass against the first (``attnpatterns annotate agreement``)."""
+    from attnpatterns.annotation.agreement import pass_agreement
     from attnpatterns.annotation.corpus import read_labels, read_map_index
-    from attnpatterns.patterns.evaluate import report_from_labels
 
     try:
-        kinds = {m["map_id"]: m["kind"] for m in read_map_index()}
-        pairs = [p for map_id, p in pass_pairs(read_labels()).items() if kinds.get(map_id) == kind]
+        agreement = pass_agreement(read_labels(), read_map_index())[kind]
     except (FileNotFoundError, OSError):
         return None
-    if not pairs:
+    if not agreement.n:
         return None
-    report = report_from_labels([a for a, _ in pairs], [b for _, b in pairs])
-    return {"n_maps": len(pairs), "macro_f1": round(report.macro_f1, 4), "accuracy": round(report.accuracy, 4)}
+    return {"n_maps": agreement.n, "macro_f1": round(agreement.macro_f1, 4), "accuracy": round(agreement.observed, 4)}
 
 
 def extracted_maps(n_examples: int, workdir: Path) -> dict[str, list]:

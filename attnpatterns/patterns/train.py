@@ -255,10 +255,11 @@ def fit_features(
                 _fit_network(member, train, y_train, feats[val_idx], y[val_idx], config, member_seed)
             )
     classifier.network.eval()
-    if model.forest_weight > 0:  # the forest needs no validation split: it sees every map and its resized views
-        vectors = torch.cat([feats.vectors, *(a.vectors for a in augmented)]).cpu().numpy()
+    if model.forest_weight > 0:  # the forest needs no validation split: it sees every training map
+        views = augmented if model.forest_augmented else ()
+        vectors = torch.cat([feats.vectors, *(a.vectors for a in views)]).cpu().numpy()
         classifier.forest = TreeForest.fit(
-            vectors, np.tile(y, 1 + len(augmented)), model.forest_trees, model.forest_min_leaf, seed, model.n_classes
+            vectors, np.tile(y, 1 + len(views)), model.forest_trees, model.forest_min_leaf, seed, model.n_classes
         )
     return classifier, histories
 
