@@ -5,6 +5,10 @@ one row per cell: ``sheet_id<TAB>cell<TAB>map_id<TAB>label`` (label empty, to be
 pass the TSV also has ``first_label`` and ``second_label`` columns (the two answers to choose between); the first
 and second passes never show an earlier label. ``export.json`` records what was exported, for whom and how.
 
+With ``blind=True`` the ``map_id`` column holds opaque tokens (``b-`` and ten hex digits) instead of map ids, which
+name the model, layer, head and text and could sway an annotator; ``export.json`` keeps the token -> map id table
+and import translates the tokens back, so a blind TSV imports like any other (keep it next to its export.json).
+
 Import validates every row before writing any (labels through :func:`~attnpatterns.annotation.corpus.parse_label`,
 so ``v``/``Vertical``/``vertical + diagonal`` all work), skips rows left empty, and appends the rest to
 ``labels.csv`` in one atomic write.
@@ -92,8 +96,10 @@ def export_sheets(
     ncols: int = 4,
     sheet_prefix: str = "sheet",
     info: dict | None = None,
+    blind: bool = False,
 ) -> ExportResult:
-    """Render ``map_ids`` onto numbered sheets in ``out_dir`` and write the TSV template to fill in."""
+    """Render ``map_ids`` onto numbered sheets in ``out_dir`` and write the TSV template to fill in (with opaque
+    tokens in the ``map_id`` column when ``blind``)."""
     import matplotlib.pyplot as plt
 
     root, out_dir = Path(root), Path(out_dir)
@@ -109,6 +115,7 @@ def export_sheets(
     columns = ADJUDICATION_COLUMNS if pass_ == "adjudicated" else TEMPLATE_COLUMNS
     rows, sheets = [], []
     batch = hashlib.sha256("\n".join(map_ids).encode()).hexdigest()[:4]  # sheet ids differ between batches
+    tokens = {m: "b-" + hashlib.sha256(f"{batch}:{m}".encode()).hexdigest()[:10] for m in map_ids} if blind else {}
     for s, start in enumerate(range(0, len(map_ids), per_sheet)):
         sheet_id = f"{sheet_prefix}-{batch}-{s + 1:03d}"
         chunk = map_ids[start:start + per_sheet]
@@ -117,7 +124,7 @@ def export_sheets(
             meta = index[map_id]
             cells.append(SheetCell(arrays[map_id], meta["tokens"], meta["segment_ids"], number=c,
                                    caption=f"{meta['kind']} · {meta['text_kind']} · {meta['n_tokens']} tok"))
-            row = {"sheet_id": sheet_id, "cell": c, "map_id": map_id, "label": ""}
+            row = {"sheet_id": sheet_id, "cell": c, "map_id": tokens.get(map_id, map_id), "label": ""}
             if pass_ == "adjudicated":
                 row["first_label"], row["second_label"] = open_cases.get(map_id, ("", ""))
             rows.append(row)
@@ -134,6 +141,7 @@ def export_sheets(
     info = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "corpus": str(root), "pass": pass_,
         "n_maps": len(map_ids), "n_sheets": len(sheets), **(info or {}),
+        "blind": blind, **({"blind_ids": {t: m for m, t in tokens.items()}} if blind else {}),
     }
     (out_dir / EXPORT_MANIFEST_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return ExportResult(out_dir, sheets, template, list(map_ids), info)
@@ -147,6 +155,17 @@ class ImportResult:
 
     def to_dict(self) -> dict:
         return {"written": len(self.written), "empty": self.n_empty, "relabelled": self.relabelled}
+
+
+def _blind_ids(tsv: Path) -> dict[str, str]:
+    """The token -> map id table of a blind export (from the ``export.json`` next to the TSV), else {}."""
+    manifest = tsv.parent / EXPORT_MANIFEST_FILE
+    if not manifest.is_file():
+        return {}
+    try:
+        return dict(json.loads(manifest.read_text(encoding="utf-8")).get("blind_ids") or {})
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        raise ValueError(f"{manifest} is damaged; re-export the sheets (a blind TSV needs it to find its maps)")
 
 
 def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str, pass_: str = "first",
@@ -167,6 +186,10 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
             raise ValueError(f"{tsv} has no column(s) {', '.join(sorted(missing))}; expected the header "
                              f"{chr(9).join(TEMPLATE_COLUMNS)} (tab-separated)")
         lines = list(reader)
+    blind_ids = _blind_ids(tsv)
+    for line in lines:  # a blind export's tokens back to map ids
+        token = (line.get("map_id") or "").strip()
+        line["map_id"] = blind_ids.get(token, token)
     known = {m["map_id"] for m in read_map_index(root)}
     rows = read_labels(root)
     first_by_me = {r.map_id for r in rows if r.pass_ != "second" and r.annotator == annotator.strip()}

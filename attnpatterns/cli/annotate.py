@@ -156,6 +156,10 @@ def export_sheets_cmd(
         Optional[str], typer.Option("--shard", help="K/N: only the K-th of N disjoint parts (parallel annotators).")
     ] = None,
     seed: SeedOpt = 0,
+    blind: Annotated[
+        bool, typer.Option("--blind", help="Opaque tokens instead of map ids (which name layer, head and text) in "
+                           "the TSV; import translates them back through export.json.")
+    ] = False,
     corpus: CorpusOpt = None,
 ) -> None:
     """Write numbered sheets (PNG) of maps to label and a TSV template sheet_id/cell/map_id/label to fill in.
@@ -188,7 +192,7 @@ def export_sheets_cmd(
             "fraction": fraction if pass_ == "second" else None, "shard": shard}
     try:
         result = export_sheets(root, output, ids, pass_=pass_, per_sheet=per_sheet, ncols=ncols,
-                               sheet_prefix=prefix, info=info)
+                               sheet_prefix=prefix, info=info, blind=blind)
     except FileExistsError as err:
         raise fail(str(err))
     typer.echo(f"wrote {len(result.sheets)} sheet(s) with {len(ids)} maps to {output}")

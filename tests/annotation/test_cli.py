@@ -172,3 +172,23 @@ def test_guideline_figures(tiny_runs, tmp_path):
     r = invoke("annotate", "guideline-figures", tiny_runs[0], "--spec", tmp_path / "examples.json", "-o", tmp_path)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "vertical-diagonal.png").stat().st_size > 1000
+
+
+def test_blind_export_hides_map_ids_and_imports_to_the_right_maps(built, tmp_path):
+    out = tmp_path / "blind"
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "--unlabelled", "--blind", "-o", out, "--corpus", built)
+    assert r.exit_code == 0, r.output
+    known = {m["map_id"] for m in read_map_index(built)}
+    rows = _fill(out / "labels.tsv", ["b", "d", "h"])
+    tokens = [row["map_id"] for row in rows]
+    assert all(re.fullmatch(r"b-[0-9a-f]{10}", t) for t in tokens) and not set(tokens) & known
+    table = json.loads((out / "export.json").read_text())["blind_ids"]
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "carol", "--method", "blind sheets",
+               "--corpus", built)
+    assert r.exit_code == 0, r.output
+    labels = effective_labels(built)
+    assert [labels[table[t]] for t in tokens[:3]] == ["block", "diagonal", "heterogeneous"]
+    (out / "export.json").write_text("{broken")
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "carol", "--method", "again",
+               "--corpus", built)
+    assert r.exit_code != 0 and "re-export" in r.output
