@@ -1,11 +1,13 @@
-"""The common part of every run folder's manifest: what made it (command, versions, git commit, time), and the
-file hash that manifests and checkpoints record."""
+"""The common part of every run folder: its manifest (what made it: command, versions, git commit, time), the
+file hash that manifests and checkpoints record, and the rule for reusing or refusing an existing output folder."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import importlib.metadata
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +58,48 @@ def base_manifest(run_type: str, extra: dict | None = None) -> dict:
     if extra:
         manifest.update(extra)
     return manifest
+
+
+class RunExistsError(FileExistsError):
+    """The output folder holds something other than this run; pass overwrite=True (--overwrite) to replace it."""
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """The run's ``manifest.json``, or None when there is none or it is not valid JSON."""
+    from attnpatterns.constants import MANIFEST_FILE
+
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def prepare_run_folder(
+    out: str | Path, run_type: str, fingerprint: str, overwrite: bool = False, resume_unfinished: bool = False
+) -> bool:
+    """Decide what to do with an output folder; True means "``out`` holds this run: reuse (or resume) it".
+
+    - missing or empty: False (start afresh);
+    - the same run (``run_type`` and ``fingerprint`` in its manifest) and not ``overwrite``: True when it is
+      complete, or unfinished and ``resume_unfinished`` (runs that can continue where they stopped); an unfinished
+      run that cannot resume is emptied and False returned;
+    - anything else: :class:`RunExistsError` unless ``overwrite``, which empties the folder (False).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunExistsError(f"{out} exists and is not a folder; choose another --output.")
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    old = read_manifest(out)
+    same = old is not None and old.get("run_type") == run_type and old.get("fingerprint") == fingerprint
+    if same and not overwrite and (resume_unfinished or old.get("status") == "complete"):
+        return True
+    if not same and not overwrite:
+        article = "an" if run_type[:1].lower() in "aeiou" else "a"
+        what = f"a different {old.get('run_type', 'unknown')} run" if old else f"files that are not {article} {run_type} run"
+        raise RunExistsError(f"{out} already holds {what}. Choose another --output, or pass --overwrite to replace it.")
+    shutil.rmtree(out)
+    return False

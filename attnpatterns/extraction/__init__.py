@@ -1,7 +1,8 @@
 """Extraction of raw and norm-weighted attention maps into resumable, lazily readable run folders."""
 
 from attnpatterns.extraction.maps import LayerMaps, MapCapture
-from attnpatterns.extraction.run import ExtractionConfig, RunExistsError, extract_maps
+from attnpatterns.extraction.run import ExtractionConfig, extract_maps
+from attnpatterns.manifest import RunExistsError
 from attnpatterns.extraction.store import ExampleRecord, MapRecord, MapRun, RunError, open_run
 
 __all__ = [

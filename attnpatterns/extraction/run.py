@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,16 +28,12 @@ from attnpatterns.extraction.store import (
     prepare_resume,
     write_json,
 )
-from attnpatterns.manifest import base_manifest
+from attnpatterns.manifest import base_manifest, prepare_run_folder
 from attnpatterns.masks import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
 
 DTYPES = ("float16", "float32")
-
-
-class RunExistsError(FileExistsError):
-    """The output folder holds something other than this run; pass overwrite=True (--overwrite) to replace it."""
 
 
 @dataclass
@@ -81,33 +76,6 @@ def fingerprint(model: LoadedModel, config: ExtractionConfig, head_mask, mlp_mas
         ).hexdigest(),
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _prepare_folder(out: Path, fp: str, overwrite: bool) -> bool:
-    """Return True when resuming an unfinished or finished run with the same fingerprint."""
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        raise RunExistsError(f"{out} exists and is not a folder; choose another --output.")
-    if not any(out.iterdir()):
-        return False
-    manifest = out / MANIFEST_FILE
-    same = False
-    if manifest.is_file():
-        try:
-            old = json.loads(manifest.read_text(encoding="utf-8"))
-            same = old.get("run_type") == RUN_TYPE and old.get("fingerprint") == fp
-        except json.JSONDecodeError:
-            same = False
-    if same and not overwrite:
-        return True
-    if not overwrite:
-        what = "a different extraction run" if manifest.is_file() else "files that are not an extraction run"
-        raise RunExistsError(
-            f"{out} already holds {what}. Choose another --output, or pass --overwrite to replace it."
-        )
-    shutil.rmtree(out)
-    return False
 
 
 def _segments(enc, j: int, n_real: int) -> list[int]:
@@ -173,7 +141,7 @@ def extract_maps(
     if mlp_mask is not None:
         mlp_mask = check_mlp_mask(mlp_mask, L)
     fp = fingerprint(model, config, head_mask, mlp_mask, examples)
-    resuming = _prepare_folder(out, fp, overwrite)
+    resuming = prepare_run_folder(out, RUN_TYPE, fp, overwrite, resume_unfinished=True)
     if resuming:
         finished = MapRun(out)
         if finished.is_complete and len(finished) == len(examples):

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from functools import lru_cache
 from pathlib import Path
 
 from attnpatterns.constants import MANIFEST_FILE
-from attnpatterns.extraction.run import RunExistsError
 from attnpatterns.extraction.store import write_json
-from attnpatterns.manifest import base_manifest
+from attnpatterns.manifest import RunExistsError, base_manifest, prepare_run_folder, read_manifest
 from attnpatterns.models.loading import LoadedModel
 
 FINETUNE_RUN = "finetune"
@@ -74,37 +72,6 @@ def base_model_name(loaded: LoadedModel) -> str:
     if manifest and manifest.get("run_type") == FINETUNE_RUN:
         return manifest.get("base_model") or (manifest.get("model") or {}).get("name") or loaded.name
     return loaded.name
-
-
-def read_manifest(folder: Path | str) -> dict | None:
-    path = Path(folder) / MANIFEST_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-
-
-def prepare_run_folder(out: Path | str, run_type: str, fp: str, overwrite: bool = False) -> bool:
-    """Return True when ``out`` already holds the finished run ``fp`` (reuse it); otherwise leave ``out`` empty.
-
-    Raises :class:`RunExistsError` when ``out`` holds something else and ``overwrite`` is False.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunExistsError(f"{out} exists and is not a folder; choose another --output.")
-    if not out.exists() or not any(out.iterdir()):
-        return False
-    old = read_manifest(out)
-    same = old is not None and old.get("run_type") == run_type and old.get("fingerprint") == fp
-    if same and old.get("status") == "complete" and not overwrite:
-        return True
-    if not same and not overwrite:
-        what = f"a different {old.get('run_type', 'unknown')} run" if old else "files that are not a run folder"
-        raise RunExistsError(f"{out} already holds {what}. Choose another --output, or pass --overwrite to replace it.")
-    shutil.rmtree(out)
-    return False
 
 
 def start_manifest(out: Path, run_type: str, fp: str, extra: dict) -> dict:
