@@ -592,21 +592,7 @@ def _permutation_rows(base, perm, low, high) -> list[dict]:
         )
         for j, t in enumerate(PATTERN_TYPES)
     ]
-    rows.append(
-        dict(
-            base,
-            test="TVD",
-            type="all",
-            estimate=perm.tvd,
-            ci_low=np.nan,
-            ci_high=np.nan,
-            prop_a=np.nan,
-            prop_b=np.nan,
-            p_value=perm.p_tvd,
-            method=method,
-            n_resamples=perm.n_resamples,
-        )
-    )
+    rows.append(_all_types_row(base, "TVD", perm.tvd, perm.p_tvd, method, perm.n_resamples))
     return rows
 
 
@@ -635,22 +621,14 @@ def _head_tests(config, task, kind, weights, comparison, a: HeadCounts, b: HeadC
     if paired:
         return rows
     maj = majority_test(a, b, config.n_permutations, seed("majority"))
-    rows.append(
-        dict(
-            base,
-            test="majority",
-            type="all",
-            estimate=maj.statistic,
-            ci_low=np.nan,
-            ci_high=np.nan,
-            prop_a=np.nan,
-            prop_b=np.nan,
-            p_value=maj.p_value,
-            method=maj.method,
-            n_resamples=np.nan,
-        )
-    )
+    rows.append(_all_types_row(base, "majority", maj.statistic, maj.p_value, maj.method, np.nan))
     return rows
+
+
+def _all_types_row(base: dict, test: str, estimate, p_value, method: str, n_resamples) -> dict:
+    """A test row about the whole distribution (no per-type interval or proportions)."""
+    return dict(base, test=test, type="all", estimate=estimate, ci_low=np.nan, ci_high=np.nan, prop_a=np.nan,
+                prop_b=np.nan, p_value=p_value, method=method, n_resamples=n_resamples)
 
 
 def _tagged(frame: pd.DataFrame, tag: dict) -> pd.DataFrame:
