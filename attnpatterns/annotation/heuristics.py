@@ -17,9 +17,9 @@ for a classifier's suggestion; the notebook says "heuristic" when it does.
 
 :func:`candidate_score` is a sharper score for finding candidates of the two types that are rare in MiniLM (raw
 ``block``, ``vertical+diagonal``); ``build-corpus --favour`` uses it to put more of them in front of annotators.
-On the corpus as labelled in session 1 (650 maps per kind) its ROC AUC against the annotators' labels was: raw block
-0.83 (the score above: 0.78), raw vertical+diagonal 0.96 (0.94), normed vertical+diagonal 0.94 (0.86), normed block
-0.79 (0.74).
+On the pretrained MiniLM's 650 maps per kind (labelled before any favouring) its ROC AUC against the annotators'
+labels is: raw block 0.83 (the score above: 0.78), raw vertical+diagonal 0.96 (0.94), normed vertical+diagonal 0.94
+(0.86), normed block 0.79 (0.74); ``uv run python benchmarks/candidate_scores.py --model all-MiniLM-L6-v2``.
 """
 
 from __future__ import annotations
