@@ -92,13 +92,16 @@ class PatternClassifier:
             members["forest"] = self.forest.predict_proba(feats.vectors)
         return members
 
-    def predict_features(self, feats: Features, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, 5) for already featurised maps: the CNN ensemble mixed with the forest."""
-        members = self.predict_members(feats, batch_size)
+    def mix(self, members: dict[str, np.ndarray]) -> np.ndarray:
+        """The classifier's probabilities from those of its parts (:meth:`predict_members`)."""
         if "forest" not in members:
             return members["cnn"]
         w = self.forest_weight
         return ((1.0 - w) * members["cnn"] + w * members["forest"]).astype(np.float32)
+
+    def predict_features(self, feats: Features, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, 5) for already featurised maps: the CNN ensemble mixed with the forest."""
+        return self.mix(self.predict_members(feats, batch_size))
 
     def predict_proba(
         self,

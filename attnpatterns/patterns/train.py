@@ -318,7 +318,7 @@ def cross_validate_features(
         members = classifier.predict_members(feats[test_idx])
         for name, probs in members.items():
             member_probabilities.setdefault(name, np.zeros_like(probabilities))[test_idx] = probs
-        probabilities[test_idx] = classifier.predict_features(feats[test_idx])
+        probabilities[test_idx] = classifier.mix(members)  # the parts' predictions, not a second pass
         folds[test_idx] = fold
         histories.append(history)
         fold_scores.append(EvaluationReport(y[test_idx], probabilities[test_idx].argmax(1)).macro_f1)
