@@ -42,22 +42,18 @@ def _check_choice(value: Optional[str], choices, name: str) -> None:
 
 
 def _parse_favour(values: list[str]) -> dict[tuple[str, str], int]:
-    from attnpatterns.annotation.heuristics import CANDIDATE_TYPES
-    from attnpatterns.constants import MAP_KINDS
+    """``KIND:TYPE=N`` strings as ``{(kind, type): n}``; the type may be spelled as in a label TSV (``b``, ``vd``,
+    ``Vertical + Diagonal``). Which kinds and types can be favoured is checked by the sampler."""
+    from attnpatterns.annotation.corpus import parse_label
 
     out = {}
     for value in values:
         try:
             target, n = value.rsplit("=", 1)
             kind, pattern = target.split(":", 1)
-            kind, pattern, count = kind.strip(), pattern.strip().lower().replace(" ", ""), int(n)
+            out[(kind.strip(), parse_label(pattern))] = int(n)
         except ValueError:
             raise typer.BadParameter(f"{value!r} is not KIND:TYPE=N (e.g. raw:block=40)", param_hint="--favour")
-        if kind not in MAP_KINDS or pattern not in CANDIDATE_TYPES or count < 0:
-            raise typer.BadParameter(
-                f"{value!r}: KIND is one of {', '.join(MAP_KINDS)}, TYPE one of {', '.join(CANDIDATE_TYPES)}, "
-                "N a count >= 0", param_hint="--favour")
-        out[(kind, pattern)] = count
     return out
 
 
