@@ -141,18 +141,18 @@ def sample_run_maps(
             quota_left = quota - len(favoured)
             pool_size = quota_left * (POOL_FACTOR if balance == "heuristic" else 1)
             triples = _spread(list(src.run.heads), examples, pool_size, rng, taken)
+            run_root = str(getattr(src.run, "root", ""))
             picked = []
             for ex, layer, head, f_type, score in favoured:
                 m = _corpus_map(src, ex, layer, head, kind)
                 sample.maps.append(m)
-                sample.selection[m.map_id] = {"run": str(getattr(src.run, "root", "")), "heuristic_type": None,
+                sample.selection[m.map_id] = {"run": run_root, "heuristic_type": None,
                                               "favoured": f_type, "candidate_score": round(score, 4)}
             for ex, layer, head in triples:
                 m = _corpus_map(src, ex, layer, head, kind)
                 picked.append((m, heuristic_label(m.array, m.segment_ids) if balance == "heuristic" else None))
             if balance == "heuristic":
                 picked = _round_robin_by_type(picked, quota_left)
-            run_root = str(getattr(src.run, "root", ""))
             for m, htype in picked:
                 sample.maps.append(m)
                 sample.selection[m.map_id] = {"run": run_root, "heuristic_type": htype}
@@ -185,15 +185,15 @@ def _top_candidates(run, examples: list, kind: str, pattern: str, n: int, taken:
                 continue
             score = candidate_score(run.get_map(ex.example_id, layer, head, kind), ex.segment_ids, pattern)
             if score > 0:
-                scored.append((-score, len(scored), ex, layer, head))
-    scored.sort(key=lambda s: (s[0], s[1]))
+                scored.append((score, ex, layer, head))
+    scored.sort(key=lambda s: -s[0])  # stable: equal scores keep the run's order
     cap = max(1, -(-n // 6))
     per_head: dict[tuple[int, int], int] = defaultdict(int)
     out = []
-    for neg, _, ex, layer, head in scored:
+    for score, ex, layer, head in scored:
         if per_head[(layer, head)] < cap:
             per_head[(layer, head)] += 1
-            out.append((ex, layer, head, pattern, -neg))
+            out.append((ex, layer, head, pattern, score))
             if len(out) == n:
                 break
     return out
