@@ -99,7 +99,10 @@ def prepare_run_folder(
         return True
     if not same and not overwrite:
         article = "an" if run_type[:1].lower() in "aeiou" else "a"
-        what = f"a different {old.get('run_type', 'unknown')} run" if old else f"files that are not {article} {run_type} run"
+        if old:
+            what = f"a different {old.get('run_type', 'unknown')} run"
+        else:
+            what = f"files that are not {article} {run_type} run"
         raise RunExistsError(f"{out} already holds {what}. Choose another --output, or pass --overwrite to replace it.")
     shutil.rmtree(out)
     return False

@@ -130,7 +130,8 @@ class TreeForest:
         arrays = {name: state[STATE_PREFIX + name].numpy() for name in _ARRAYS}
         forest = cls(**arrays)
         n = forest.n_nodes
-        shapes_ok = all(arrays[k].shape == (n,) for k in ("right", "feature", "threshold")) and arrays["value"].shape[0] == n
+        shapes_ok = (all(arrays[k].shape == (n,) for k in ("right", "feature", "threshold"))
+                     and arrays["value"].shape[0] == n)
         links = np.concatenate([forest.left, forest.right, forest.roots])
         if not shapes_ok or links.max(initial=-1) >= n or (forest.roots < 0).any():
             raise ValueError("the forest tensors are inconsistent (node counts or links do not match)")

@@ -9,7 +9,13 @@ import pytest
 from safetensors.torch import load_file, save_file
 from sklearn.ensemble import RandomForestClassifier
 
-from attnpatterns.patterns.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint, save_checkpoint
+from attnpatterns.patterns.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from attnpatterns.patterns.forest import STATE_PREFIX, TreeForest
 from attnpatterns.patterns.model import ModelConfig
 
