@@ -21,3 +21,14 @@ MANIFEST_FILE = "manifest.json"
 # Pruning masks (the layout the paper's authors published).
 HEAD_MASK_FILE = "head_mask.npy"
 MLP_MASK_FILE = "mlp_mask.npy"
+
+# Artefacts that one command writes and another reads.
+#: ``attnpatterns prune``: the step-by-step log of a pruning run.
+PRUNING_LOG_FILE = "pruning_log.json"
+#: ``attnpatterns survivors``: the survival counts and the super-survivor masks.
+SURVIVORS_FILE = "survivors.json"
+SUPER_HEAD_MASK_FILE = "super_survivors_head_mask.npy"
+SUPER_MLP_MASK_FILE = "super_survivors_mlp_mask.npy"
+#: ``attnpatterns classify``: one row per map, and the per-head summary.
+CLASSIFICATIONS_FILE = "classifications.csv"
+HEAD_SUMMARY_FILE = "head_summary.csv"

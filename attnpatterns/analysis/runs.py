@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from attnpatterns.analysis.compare import COMPARISON_FILE
-from attnpatterns.constants import MANIFEST_FILE
-
-PRUNING_LOG_FILE = "pruning_log.json"
+from attnpatterns.constants import MANIFEST_FILE, PRUNING_LOG_FILE
 
 _SCORE_KEYS = ("score", "dev_score", "eval_score", "metric_value", "value")
 _HEADS_KEYS = ("heads_left", "n_heads_left", "heads_remaining", "remaining_heads")

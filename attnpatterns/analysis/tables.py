@@ -21,14 +21,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS, PATTERN_TYPES
-
-#: Files written by ``attnpatterns classify`` (see .agents/INTERFACES.md).
-CLASSIFICATIONS_FILE = "classifications.csv"
-HEAD_SUMMARY_FILE = "head_summary.csv"
-#: Files written by ``attnpatterns survivors``.
-SURVIVORS_FILE = "survivors.json"
-SUPER_SURVIVORS_HEAD_MASK_FILE = "super_survivors_head_mask.npy"
+from attnpatterns.constants import (
+    CLASSIFICATIONS_FILE,
+    MANIFEST_FILE,
+    MAP_KINDS,
+    PATTERN_TYPES,
+    SUPER_HEAD_MASK_FILE,
+    SURVIVORS_FILE,
+)
 
 #: Columns a classification table must have; the five ``p_<type>`` columns are optional here.
 REQUIRED_COLUMNS: tuple[str, ...] = ("example_id", "layer", "head", "kind", "label")
@@ -344,7 +344,7 @@ def load_survivors(path: str | Path) -> Survivors:
             else f"survivors file {path} does not exist"
         )
     survivors = Survivors.from_dict(_read_json(file), source=str(file))
-    mask_file = file.parent / SUPER_SURVIVORS_HEAD_MASK_FILE
+    mask_file = file.parent / SUPER_HEAD_MASK_FILE
     if mask_file.is_file():
         mask = np.load(mask_file, allow_pickle=False)
         if mask.shape != (survivors.n_layers, survivors.n_heads):
@@ -396,7 +396,7 @@ def check_survivor_table(table: PatternTable, survivors: Survivors, role: str) -
     where = f"{role} table ({table.describe()})"
     _check_grid(table, survivors, where)
     fix = (
-        f"extract it with --head-mask pointing at {SUPER_SURVIVORS_HEAD_MASK_FILE} next to "
+        f"extract it with --head-mask pointing at {SUPER_HEAD_MASK_FILE} next to "
         f"{survivors.source or SURVIVORS_FILE}"
     )
     if table.mask_recorded:

@@ -2,7 +2,7 @@
 
 :func:`classify_run` streams the maps of a :class:`~attnpatterns.extraction.MapRun` in batches (maps of one
 example share a size, so a batch is featurised in a few tensor operations on the classifier's device) and returns
-a :class:`ClassificationTable`, which owns its files (see ``INTERFACES.md``)::
+a :class:`ClassificationTable`, which owns its files::
 
     classifications.csv   example_id, layer, head, kind, label, p_vertical, p_diagonal, p_vertical+diagonal,
                           p_block, p_heterogeneous          (one row per map; head = the ORIGINAL head id)
@@ -25,11 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import CLASSIFICATIONS_FILE, HEAD_SUMMARY_FILE, MANIFEST_FILE, MAP_KINDS, PATTERN_TYPES
 from attnpatterns.patterns.classifier import PatternClassifier
 
-CLASSIFICATIONS_FILE = "classifications.csv"
-HEAD_SUMMARY_FILE = "head_summary.csv"
 RUN_TYPE = "classification"
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{t}" for t in PATTERN_TYPES)

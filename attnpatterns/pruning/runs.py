@@ -13,7 +13,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from attnpatterns.constants import MANIFEST_FILE
+from attnpatterns.constants import MANIFEST_FILE, PRUNING_LOG_FILE
 from attnpatterns.extraction.store import write_json
 from attnpatterns.manifest import RunExistsError, base_manifest, prepare_run_folder, read_manifest
 from attnpatterns.models.loading import LoadedModel
@@ -21,7 +21,6 @@ from attnpatterns.models.loading import LoadedModel
 FINETUNE_RUN = "finetune"
 PRUNING_RUN = "pruning"
 METRICS_FILE = "metrics.json"
-PRUNING_LOG_FILE = "pruning_log.json"
 IMPORTANCE_FILE = "importance.npz"
 
 __all__ = [

@@ -23,13 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from attnpatterns.constants import HEAD_MASK_FILE, MLP_MASK_FILE
+from attnpatterns.constants import (
+    HEAD_MASK_FILE,
+    MLP_MASK_FILE,
+    SUPER_HEAD_MASK_FILE,
+    SUPER_MLP_MASK_FILE,
+    SURVIVORS_FILE,
+)
 from attnpatterns.masks import MaskError, load_mask
 from attnpatterns.pruning.runs import read_manifest, write_json
 
-SURVIVORS_FILE = "survivors.json"
-SUPER_HEAD_MASK_FILE = "super_survivors_head_mask.npy"
-SUPER_MLP_MASK_FILE = "super_survivors_mlp_mask.npy"
 HEATMAP_FILE = "survival_heatmap.png"
 _SEED_FOLDER = re.compile(r"^seed[_-]?(\d+)$", re.IGNORECASE)
 
