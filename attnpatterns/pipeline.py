@@ -127,7 +127,14 @@ def run_pipeline(
     manifest_extra: dict | None = None,
 ) -> Path:
     """Run every step for every task into ``out`` and return the path of the HTML report."""
-    from attnpatterns.analysis import CompareConfig, TaskInputs, build_report, compare, find_pruning_logs, save_comparison
+    from attnpatterns.analysis import (
+        CompareConfig,
+        TaskInputs,
+        build_report,
+        compare,
+        find_pruning_logs,
+        save_comparison,
+    )
     from attnpatterns.analysis.tables import PatternTable, load_survivors
     from attnpatterns.manifest import base_manifest
     from attnpatterns.patterns import load_classifier

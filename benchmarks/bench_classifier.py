@@ -10,8 +10,8 @@ Prints, per map kind:
 
 Maps for speed: the project corpus (``annotations/``) when it has labelled maps, else the unseen maps above.
 Classifier: the shipped default checkpoint of each kind; when there is none yet, one trained on the synthetic maps of
-``tests/patterns/synthetic.py`` (said in the output; such figures are only a smoke test). Training time is measured on the corpus when it exists, else on 600
-synthetic maps.
+``tests/patterns/synthetic.py`` (said in the output; such figures are only a smoke test). Training time is measured
+on the corpus when it exists, else on 600 synthetic maps.
 
 Run:  uv run python benchmarks/bench_classifier.py [--examples 24] [--json results.json]
 """

@@ -133,7 +133,8 @@ def main() -> None:
         rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rss[-1]))
     if len(rss) >= 2:
-        print(json.dumps({"peak_rss_ratio_largest_vs_smallest": round(rss[-1]["peak_rss_mib"] / rss[0]["peak_rss_mib"], 3)}))
+        ratio = round(rss[-1]["peak_rss_mib"] / rss[0]["peak_rss_mib"], 3)
+        print(json.dumps({"peak_rss_ratio_largest_vs_smallest": ratio}))
     print(f"ratio attnpatterns/bare = {result['ratio_attnpatterns_vs_bare']} (target <= 1.25); "
           f"brute force/bare = {result['ratio_brute_force_vs_bare']}")
 

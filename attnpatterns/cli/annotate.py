@@ -68,7 +68,9 @@ def build_corpus(
     runs: Annotated[list[Path], typer.Argument(help="Extraction run folders (e.g. one of singles, one of pairs).")],
     per_kind: Annotated[int, typer.Option("--per-kind", "-n", help="Maps to add per kind, split over the runs.")] = 100,
     seed: SeedOpt = 0,
-    kinds: Annotated[Optional[list[str]], typer.Option("--kind", "-k", help="Kinds to add (repeat); default all.")] = None,
+    kinds: Annotated[
+        Optional[list[str]], typer.Option("--kind", "-k", help="Kinds to add (repeat); default all.")
+    ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Skip texts longer than this.")] = 64,
     balance: Annotated[str, typer.Option("--balance", help="none, or heuristic: even out heuristic types.")] = "none",
     favour: Annotated[

@@ -1,4 +1,7 @@
-"""``attnpatterns extract`` and ``attnpatterns show``: write attention maps to a run folder, render them to a picture."""
+"""``attnpatterns extract`` and ``attnpatterns show``.
+
+``extract`` writes attention maps to a run folder; ``show`` renders them to a picture.
+"""
 
 from __future__ import annotations
 

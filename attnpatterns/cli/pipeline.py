@@ -1,4 +1,7 @@
-"""``attnpatterns pipeline``: the main job, finetune → prune (seeds) → survivors → extract → classify → compare → report."""
+"""``attnpatterns pipeline``: the main job.
+
+finetune → prune (seeds) → survivors → extract → classify → compare → report.
+"""
 
 from __future__ import annotations
 

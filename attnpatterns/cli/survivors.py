@@ -48,7 +48,8 @@ def survivors(
     for task, result in results.items():
         summary = result.to_dict()
         heads = f"{len(summary['super_survivor_heads'])}/{result.n_layers * result.n_heads}"
-        mlps = "-" if summary["super_survivor_mlps"] is None else f"{len(summary['super_survivor_mlps'])}/{result.n_layers}"
+        mlp_ids = summary["super_survivor_mlps"]
+        mlps = "-" if mlp_ids is None else f"{len(mlp_ids)}/{result.n_layers}"
         kappa = "n/a" if result.kappa is None else f"{result.kappa:.3f}"
         typer.echo(f"{task:<16} {len(result.seeds):>5} {heads:>9} {mlps:>6} {kappa:>7}")
     typer.echo(f"super-survivors, frequencies and heatmaps -> {output}")

@@ -196,7 +196,10 @@ def extract_maps(
 
 def _batches(chunk: Sequence[TextExample], batch_size: int) -> list[list[int]]:
     """Batches of indices into ``chunk``: singles and pairs apart, similar lengths together (little padding)."""
-    order = sorted(range(len(chunk)), key=lambda i: (chunk[i].is_pair, len(chunk[i].text_a) + len(chunk[i].text_b or "")))
+    def key(i: int) -> tuple[bool, int]:
+        return chunk[i].is_pair, len(chunk[i].text_a) + len(chunk[i].text_b or "")
+
+    order = sorted(range(len(chunk)), key=key)
     batches: list[list[int]] = []
     for i in order:
         if not batches or len(batches[-1]) == batch_size or chunk[batches[-1][0]].is_pair != chunk[i].is_pair:

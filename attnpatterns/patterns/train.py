@@ -84,7 +84,9 @@ class TrainConfig:
         if self.monitor not in ("loss", "macro_f1"):
             raise ValueError(f"monitor must be 'loss' or 'macro_f1', got {self.monitor!r}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
-            raise ValueError(f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {self.class_weighting!r}")
+            raise ValueError(
+                f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {self.class_weighting!r}"
+            )
         if self.min_epochs < 0 or self.augment < 0:
             raise ValueError("min_epochs and augment must be non-negative")
 

@@ -84,7 +84,9 @@ class FinetuneConfig:
         if self.max_length < 8:
             raise ValueError("max_length must be at least 8 tokens.")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed precision must be one of {', '.join(MIXED_PRECISION)}, not {self.mixed_precision!r}.")
+            raise ValueError(
+                f"mixed precision must be one of {', '.join(MIXED_PRECISION)}, not {self.mixed_precision!r}."
+            )
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ValueError("max_train_examples must be positive.")
 

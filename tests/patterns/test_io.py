@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from attnpatterns.annotation.corpus import add_maps, append_labels
-from attnpatterns.patterns.io import DataError, detect_format, load_labeled, read_npy_folder, read_npy_labels, read_npy_tsv
+from attnpatterns.patterns.io import (
+    DataError,
+    detect_format,
+    load_labeled,
+    read_npy_folder,
+    read_npy_labels,
+    read_npy_tsv,
+)
 from attnpatterns.patterns.labels import LabelError
 from attnpatterns.patterns.preprocess import MapError
 from tests.annotation.conftest import make_map
