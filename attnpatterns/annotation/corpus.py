@@ -33,6 +33,7 @@ import numpy as np
 from filelock import FileLock
 
 from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS, PATTERN_TYPES
+from attnpatterns.patterns.labels import canonical_name
 
 #: The corpus shipped in the repository (``<repo>/annotations``).
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[2] / "annotations"
@@ -206,29 +207,28 @@ def make_map_id(model_tag: str, layer: int, head: int, text_id: str, kind: str) 
 # Labels
 # --------------------------------------------------------------------------------------------------------------
 
-_SHORTHANDS = {
+#: What an annotator may type, keyed by :func:`~attnpatterns.patterns.labels.canonical_name` with every separator
+#: removed: the five names and the shorthands. Stricter than the importers' :data:`DEFAULT_LABEL_TABLE` on purpose
+#: ("mix" or "other" are names of the original authors' files, not labels to type).
+_TYPED_LABELS = {
+    **{name.replace("+", ""): name for name in PATTERN_TYPES},
     "v": "vertical", "d": "diagonal", "vd": "vertical+diagonal", "dv": "vertical+diagonal",
-    "b": "block", "h": "heterogeneous", "heterogenous": "heterogeneous",
-    "verticaldiagonal": "vertical+diagonal", "diagonalvertical": "vertical+diagonal",
+    "diagonalvertical": "vertical+diagonal", "b": "block", "h": "heterogeneous", "heterogenous": "heterogeneous",
 }
 
 
 def parse_label(text: str) -> str:
     """Map a typed label to one of :data:`PATTERN_TYPES`, tolerant of case, spacing and shorthands.
 
-    Accepts the five names in any case with any spacing (``"Vertical + Diagonal"``), ``_``/``-``/``&`` for ``+``,
-    and the shorthands ``v``, ``d``, ``vd`` (or ``v+d``), ``b``, ``h``. Raises ``ValueError`` listing the valid
-    labels otherwise.
+    Accepts the five names in any case with any spacing (``"Vertical + Diagonal"``), ``_``/``-``/``&``/``/`` for
+    ``+``, and the shorthands ``v``, ``d``, ``vd`` (or ``v+d``), ``b``, ``h``. Raises ``ValueError`` listing the
+    valid labels otherwise.
     """
-    raw = str(text)
-    key = re.sub(r"[_\-&/]+", "+", re.sub(r"\s+", "", raw.lower()))
-    if key in PATTERN_TYPES:
-        return key
-    label = _SHORTHANDS.get(key.replace("+", ""))
+    label = _TYPED_LABELS.get(re.sub(r"[\s+&/]+", "", canonical_name(text)))
     if label is not None:
         return label
     raise ValueError(
-        f"unknown label {raw!r}; valid labels are {', '.join(PATTERN_TYPES)} "
+        f"unknown label {str(text)!r}; valid labels are {', '.join(PATTERN_TYPES)} "
         "(any case/spacing) or the shorthands v, d, vd, b, h"
     )
 

@@ -84,10 +84,17 @@ def test_effective_label_rules(corpus):
     ("vertical", "vertical"), (" Vertical ", "vertical"), ("VERTICAL + DIAGONAL", "vertical+diagonal"),
     ("vertical_diagonal", "vertical+diagonal"), ("v+d", "vertical+diagonal"), ("vd", "vertical+diagonal"),
     ("V", "vertical"), ("d", "diagonal"), ("b", "block"), ("H", "heterogeneous"), ("Block", "block"),
-    ("heterogeneous", "heterogeneous"),
+    ("heterogeneous", "heterogeneous"), ("Vertical & Diagonal", "vertical+diagonal"), ("d/v", "vertical+diagonal"),
+    ("vertical-diagonal", "vertical+diagonal"), ("heterogenous", "heterogeneous"),
 ])
 def test_parse_label(text, label):
     assert parse_label(text) == label
+
+
+@pytest.mark.parametrize("text", ["mix", "other", "sideways", "", "v d x"])
+def test_parse_label_is_strict(text):
+    with pytest.raises(ValueError, match="valid labels are"):
+        parse_label(text)
 
 
 def test_bad_labels_write_nothing(corpus):
