@@ -297,5 +297,67 @@ def guideline_figures_cmd(
     typer.echo(f"wrote {len(written)} figure(s) to {output}")
 
 
+@annotate_app.command("columns")
+def columns_cmd(
+    map_ids: Annotated[Optional[list[str]], typer.Argument(help="Corpus map ids to measure (default: none).")] = None,
+    kind: Annotated[str, typer.Option("--kind", "-k", help="raw or normed, for the rule table.")] = "raw",
+    run: Annotated[
+        Optional[Path], typer.Option("--run", help="Measure the guideline examples, read from this extraction run.")
+    ] = None,
+    spec: Annotated[Path, typer.Option("--spec", help="Guideline example spec (with --run).")] = Path(
+        "annotations/figures/examples.json"
+    ),
+    corpus: CorpusOpt = None,
+) -> None:
+    """How many content rows light the [CLS]/[SEP] columns (GUIDELINE.md section 8), and how well that rule
+    reproduces the corpus labels of vertical+diagonal against diagonal maps."""
+    from attnpatterns.annotation.columns import TEAL_LEVEL, VISIBLE_LEVEL, column_coverage, rule_agreement
+    from attnpatterns.annotation.corpus import load_corpus, read_arrays, read_map_index
+
+    _check_choice(kind, ("raw", "normed"), "--kind")
+    root = _corpus(corpus)
+    typer.echo(f"visible: >= {VISIBLE_LEVEL:g} of the map maximum; teal: >= {TEAL_LEVEL:g}; "
+               "shares of the content rows (no [CLS] or [SEP] rows)")
+
+    def show(name: str, array, tokens) -> None:
+        coverage = column_coverage(array, tokens)
+        cells = [f"{c.token}@{c.index}: visible {c.visible:.2f}, teal {c.teal:.2f}" for c in coverage]
+        typer.echo(f"{name}  ({coverage[0].n_rows} content rows)  " + "; ".join(cells))
+
+    if map_ids:
+        index = {m["map_id"]: m for m in read_map_index(root)}
+        unknown = [m for m in map_ids if m not in index]
+        if unknown:
+            raise fail(f"not in the corpus {root}: {', '.join(unknown)} (see maps.jsonl for the ids)")
+        arrays = read_arrays(root, map_ids)
+        for map_id in map_ids:
+            show(map_id, arrays[map_id], index[map_id]["tokens"])
+    if run is not None:
+        from attnpatterns.annotation.guideline import read_spec
+        from attnpatterns.extraction import RunError, open_run
+
+        try:
+            opened, figures = open_run(run), read_spec(spec)["figures"]
+            for figure, fig_spec in figures.items():
+                for i, m in enumerate(fig_spec["maps"]):
+                    ex = opened.example(m["example_id"])
+                    array = opened.get_map(m["example_id"], int(m["layer"]), int(m["head"]), m["kind"])
+                    show(f"{figure} {chr(ord('a') + i)} ({m['kind']} L{m['layer']}H{m['head']} {m['example_id']})",
+                         array, ex.tokens)
+        except (RunError, ValueError, OSError, KeyError) as err:
+            raise fail(str(err))
+    if not map_ids and run is None:
+        try:
+            scores = rule_agreement(load_corpus(root, kind=kind))
+        except ValueError as err:
+            raise fail(f"{err} (kind {kind}, corpus {root})")
+        typer.echo(f"\nrule 'visible in >= v and teal in >= t of the content rows' against the {kind} labels "
+                   f"({scores[0].n_vd} vertical+diagonal, {scores[0].n_d} diagonal maps; strongest special column):")
+        typer.echo("| v | t | agreement | vertical+diagonal called | diagonal kept |")
+        typer.echo("|---|---|---|---|---|")
+        for s in scores:
+            typer.echo(f"| {s.visible:.2f} | {s.teal:.2f} | {s.agreement:.3f} | {s.vd_recall:.2f} | {s.d_kept:.2f} |")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(annotate_app, name="annotate")

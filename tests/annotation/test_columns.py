@@ -1,0 +1,88 @@
+"""The [CLS]/[SEP] column measurements of GUIDELINE.md section 8 and the rule table against labels."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from attnpatterns.annotation.columns import column_coverage, rule_agreement, special_columns, strongest_column
+from attnpatterns.annotation.corpus import add_maps, append_labels
+from tests.annotation.conftest import make_map
+from tests.annotation.test_cli import invoke
+
+TOKENS = ["[CLS]", "a", "b", "c", "d", "e", "f", "[SEP]"]
+
+
+def column_map(lit_rows: int, teal_rows: int, n: int = 8) -> np.ndarray:
+    """A diagonal map (max 1) whose [CLS] column is 0.5 in ``teal_rows`` content rows, 0.15 in the next
+    ``lit_rows - teal_rows`` and 0 elsewhere."""
+    a = np.eye(n, dtype=np.float32)
+    content = range(1, n - 1)
+    for k, row in enumerate(content):
+        a[row, 0] = 0.5 if k < teal_rows else (0.15 if k < lit_rows else 0.0)
+    return a
+
+
+def test_coverage_counts_content_rows_only():
+    a = column_map(lit_rows=4, teal_rows=2)
+    a[0, 0] = a[7, 0] = 1.0  # the [CLS] and [SEP] rows never count
+    cls, sep = column_coverage(a, TOKENS)
+    assert (cls.index, cls.token, cls.n_rows) == (0, "[CLS]", 6)
+    assert cls.visible == pytest.approx(4 / 6) and cls.teal == pytest.approx(2 / 6)
+    assert sep.index == 7 and sep.visible == 0.0
+    # scale-free: colours are per map, so multiplying the map changes nothing
+    assert column_coverage(a * 40, TOKENS) == column_coverage(a, TOKENS)
+    assert special_columns(["<s>", "x", "</s>"]) == [0, 2] and special_columns(["x", "y"]) == [0]
+
+
+def test_strongest_column_and_rule():
+    assert strongest_column(column_map(6, 3), TOKENS).index == 0
+    assert strongest_column(column_map(6, 3), TOKENS).meets(0.6, 1 / 3)
+    assert not strongest_column(column_map(6, 1), TOKENS).meets(0.6, 1 / 3)  # too little teal
+    assert not strongest_column(column_map(2, 2), TOKENS).meets(0.6, 1 / 3)  # too few rows
+
+
+def test_rule_agreement_scores_the_labels():
+    maps = [SimpleNamespace(array=column_map(6, 3), tokens=TOKENS, label="vertical+diagonal"),
+            SimpleNamespace(array=column_map(6, 2), tokens=TOKENS, label="vertical+diagonal"),
+            SimpleNamespace(array=column_map(1, 0), tokens=TOKENS, label="diagonal"),
+            SimpleNamespace(array=column_map(6, 0), tokens=TOKENS, label="diagonal"),  # even dim blue
+            SimpleNamespace(array=column_map(6, 6), tokens=TOKENS, label="vertical")]  # not scored
+    scores = {(s.visible, s.teal): s for s in rule_agreement(maps, (0.6,), (1 / 3, 0.5))}
+    third, half = scores[(0.6, 1 / 3)], scores[(0.6, 0.5)]
+    assert (third.n_vd, third.n_d) == (2, 2)
+    assert third.agreement == 1.0 and third.vd_recall == 1.0 and third.d_kept == 1.0
+    assert half.vd_recall == 0.5 and half.agreement == 0.75
+    with pytest.raises(ValueError, match="no vertical"):
+        rule_agreement(maps[-1:])
+
+
+def test_bad_maps_are_refused():
+    with pytest.raises(ValueError, match="square"):
+        column_coverage(np.ones((3, 4)), TOKENS[:3])
+    with pytest.raises(ValueError, match="tokens"):
+        column_coverage(np.ones((3, 3)), TOKENS)
+    with pytest.raises(ValueError, match="non-negative"):
+        column_coverage(-np.ones((3, 3)), TOKENS[:3])
+    with pytest.raises(ValueError, match="outside"):
+        column_coverage(np.ones((3, 3)), TOKENS[:3], columns=[5])
+
+
+def test_columns_command(tmp_path):
+    root = tmp_path / "corpus"
+    maps = [make_map(pattern=p, text_id=f"s{i:03d}", seed=i)
+            for i, p in enumerate(["vertical+diagonal", "diagonal", "vertical+diagonal", "diagonal"])]
+    add_maps(root, maps)
+    r = invoke("annotate", "columns", "--corpus", root)
+    assert r.exit_code != 0 and "no vertical+diagonal or diagonal maps" in r.output  # nothing labelled yet
+    append_labels(root, [{"map_id": m.map_id, "label": "vertical+diagonal" if i % 2 == 0 else "diagonal",
+                          "annotator": "test", "method": "synthetic", "pass": "first"} for i, m in enumerate(maps)])
+    r = invoke("annotate", "columns", "--corpus", root)
+    assert r.exit_code == 0, r.output
+    assert "(2 vertical+diagonal, 2 diagonal maps" in r.output and "| 0.60 | 0.33 | 1.000 | 1.00 | 1.00 |" in r.output
+    r = invoke("annotate", "columns", maps[0].map_id, "--corpus", root)
+    assert r.exit_code == 0 and "[CLS]@0: visible 1.00, teal 1.00" in r.output, r.output
+    r = invoke("annotate", "columns", "nope", "--corpus", root)
+    assert r.exit_code != 0 and "not in the corpus" in r.output
