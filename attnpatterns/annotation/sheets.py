@@ -173,7 +173,8 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
     """Append the labels of a filled-in TSV (columns ``map_id`` and ``label`` at least) to the corpus.
 
     Every row is checked first; if any label is unknown or any map id is not in the corpus, nothing is written and
-    the ``ValueError`` lists every bad row with its line number. Rows with an empty label are skipped. In the
+    the ``ValueError`` lists every bad row with its line number. Rows with an empty label are skipped. An optional
+    ``note`` column is kept with each row (after ``note``, which applies to every row). In the
     second pass, maps whose first label came from the same annotator are refused (the passes must be independent).
     """
     if not method.strip():
@@ -212,8 +213,9 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
         except ValueError as err:
             errors.append(f"line {lineno}: {err}")
             continue
+        row_note = " ".join((line.get("note") or "").split())  # the TSV's own note column, one line
         parsed.append(LabelRow(map_id=map_id, label=label, annotator=annotator, method=method, pass_=pass_,
-                               note=note))
+                               note="; ".join(n for n in (note.strip(), row_note) if n)))
     if errors:
         raise ValueError(f"{tsv}: {len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(errors))
     written = append_labels(root, parsed)

@@ -192,3 +192,21 @@ def test_blind_export_hides_map_ids_and_imports_to_the_right_maps(built, tmp_pat
     r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "carol", "--method", "again",
                "--corpus", built)
     assert r.exit_code != 0 and "re-export" in r.output
+
+
+def test_import_keeps_a_per_row_note_column(built, tmp_path):
+    out = tmp_path / "sheets"
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "--unlabelled", "--limit", "3", "-o", out, "--corpus",
+               built)
+    assert r.exit_code == 0, r.output
+    rows = _fill(out / "labels.tsv", ["v", "d", "b"])
+    with open(out / "labels.tsv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*rows[0], "note"], delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows([{**row, "note": n} for row, n in zip(rows, ["faint column,\n half the rows", "", ""])])
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "dana", "--method", "sheets",
+               "--note", "round 4", "--corpus", built)
+    assert r.exit_code == 0, r.output
+    notes = {row.map_id: row.note for row in read_labels(built)}
+    assert notes[rows[0]["map_id"]] == "round 4; faint column, half the rows"
+    assert notes[rows[1]["map_id"]] == "round 4"
