@@ -1,21 +1,28 @@
-"""Measure the `[CLS]`/`[SEP]` column the way annotations/GUIDELINE.md section 8 phrases its rule.
+"""Measure the `[CLS]`/`[SEP]` columns the way annotations/GUIDELINE.md section 8 phrases its rules.
 
-Whether a map is ``vertical+diagonal`` or ``diagonal`` often comes down to one question: is the weaker column (most
-often `[CLS]`) lit in enough rows? The guideline answers in colours of the sheets (viridis, scaled per map from 0
-to the map's maximum): the column must be *visible* in most content rows and *teal or brighter* in a good share of
-them. This module counts those rows, so that an annotator in doubt, or a maintainer restating the rule, can check
-a picture against numbers:
+Two hard calls of the guideline come down to how many rows light one column (most often `[CLS]`): is the column
+beside a diagonal strong enough for ``vertical+diagonal`` (or is the map ``diagonal``), and does a column over
+sentence squares outrank them (``vertical``, or ``block``)? Annotators judge this by colour on the sheets
+(viridis, scaled per map from 0 to the map's maximum). This module counts the rows, so that a maintainer
+restating a rule, or an adjudicator in doubt, can check a picture against numbers. The colour names of the
+levels are those of the guideline's colour-scale figure (``figures/colour-scale.png``):
 
-- a cell is **visible** when it reaches :data:`VISIBLE_LEVEL` (0.1) of the map's maximum: blue rather than the
-  near-black purple of the background;
-- it is **teal** when it reaches :data:`TEAL_LEVEL` (0.3) of the maximum: the colour map turns from blue to teal
-  there;
-- **content rows** are every row except the `[CLS]` query row and the `[SEP]` rows, which the guideline tells
-  annotators to ignore (section 3).
+====== =================== ==========================================================
+level  colour (viridis)     role in the guideline
+====== =================== ==========================================================
+0.1    dark violet          *visible*: just above the near-black purple background
+0.2    indigo blue          a column over sentence squares that outranks them
+0.3    steel blue           *lit*: the weaker column of ``vertical+diagonal``
+0.4    teal-blue            (teal proper is about 0.5)
+====== =================== ==========================================================
 
-:func:`rule_agreement` scores the rule "visible in at least ``v`` of the content rows *and* teal in at least ``t``"
-against the labels of the ``vertical+diagonal`` and ``diagonal`` maps of a corpus, for a grid of ``v`` and ``t``;
-``attnpatterns annotate columns`` prints it. These numbers describe the labels; they never replace looking at the
+Shares are over the **content rows**: every row except the `[CLS]` query row and the `[SEP]` rows, which the
+guideline tells annotators to ignore (section 3).
+
+:func:`rule_agreement` scores "visible in at least ``v`` of the content rows *and* lit in at least ``t``" against
+the labels of the ``vertical+diagonal`` and ``diagonal`` maps of a corpus, and :func:`stripe_agreement` scores
+"indigo blue or brighter in at least ``f``" against the ``vertical`` and ``block`` maps of sentence pairs;
+``attnpatterns annotate columns`` prints both. The numbers describe the labels; they never replace looking at the
 map, and the classifier does not use them.
 """
 
@@ -26,23 +33,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VISIBLE_LEVEL = 0.1
-TEAL_LEVEL = 0.3
+#: Brightness levels (fractions of the map's maximum) at which shares of rows are counted.
+LEVELS = (0.1, 0.2, 0.3, 0.4)
+#: The guideline's names for the levels (viridis colours).
+LEVEL_COLOURS = {0.1: "dark violet", 0.2: "indigo blue", 0.3: "steel blue", 0.4: "teal-blue"}
+VISIBLE_LEVEL = 0.1  #: a column is *visible* in a row from here
+STRIPE_LEVEL = 0.2  #: a column over sentence squares is counted from here
+LIT_LEVEL = 0.3  #: a column is *lit* in a row from here
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<s>", "</s>")
 
 
 @dataclass(frozen=True)
 class ColumnCoverage:
-    """How many content rows light one column: fractions in [0, 1]."""
+    """How many content rows light one column: for every level of :data:`LEVELS`, the share of rows in [0, 1]."""
 
     index: int  #: column (token position)
     token: str
-    visible: float  #: share of content rows whose cell in this column reaches VISIBLE_LEVEL of the map's maximum
-    teal: float  #: share of content rows whose cell reaches TEAL_LEVEL
+    shares: tuple[float, ...]  #: share of content rows whose cell reaches each level of LEVELS (of the map maximum)
     n_rows: int  #: content rows counted
 
-    def meets(self, visible: float, teal: float) -> bool:
-        return self.visible >= visible and self.teal >= teal
+    def share(self, level: float) -> float:
+        if level not in LEVELS:
+            raise ValueError(f"level {level} is not one of {LEVELS}")
+        return self.shares[LEVELS.index(level)]
+
+    @property
+    def visible(self) -> float:
+        return self.share(VISIBLE_LEVEL)
+
+    @property
+    def lit(self) -> float:
+        return self.share(LIT_LEVEL)
+
+    def meets(self, visible: float, lit: float) -> bool:
+        """The section 8 rule for the weaker column of ``vertical+diagonal``."""
+        return self.visible >= visible and self.lit >= lit
 
 
 def special_columns(tokens: Sequence[str]) -> list[int]:
@@ -52,11 +77,7 @@ def special_columns(tokens: Sequence[str]) -> list[int]:
 
 
 def column_coverage(
-    array: np.ndarray,
-    tokens: Sequence[str],
-    columns: Iterable[int] | None = None,
-    visible_level: float = VISIBLE_LEVEL,
-    teal_level: float = TEAL_LEVEL,
+    array: np.ndarray, tokens: Sequence[str], columns: Iterable[int] | None = None
 ) -> list[ColumnCoverage]:
     """Coverage of ``columns`` (default: the special-token columns) over the content rows of one (T, T) map."""
     a = np.asarray(array, dtype=np.float64)
@@ -74,51 +95,63 @@ def column_coverage(
         if not 0 <= c < a.shape[1]:
             raise ValueError(f"column {c} is outside the map (0..{a.shape[1] - 1})")
         values = scaled[:, c]
-        out.append(ColumnCoverage(int(c), str(tokens[c]), float((values >= visible_level).mean()),
-                                  float((values >= teal_level).mean()), len(rows)))
+        shares = tuple(float((values >= level).mean()) for level in LEVELS)
+        out.append(ColumnCoverage(int(c), str(tokens[c]), shares, len(rows)))
     return out
 
 
 def strongest_column(array: np.ndarray, tokens: Sequence[str]) -> ColumnCoverage:
-    """The special-token column with the widest coverage (visible share first, then teal share)."""
-    return max(column_coverage(array, tokens), key=lambda c: (c.visible, c.teal))
+    """The special-token column with the widest coverage (compared level by level, dimmest first)."""
+    return max(column_coverage(array, tokens), key=lambda c: c.shares)
 
 
 @dataclass(frozen=True)
 class RuleScore:
-    """How well "visible in >= ``visible`` of the rows and teal in >= ``teal``" reproduces the labels."""
+    """How well one threshold rule reproduces the labels of two types (``positive`` and ``negative``)."""
 
-    visible: float
-    teal: float
+    thresholds: tuple[float, ...]  #: the rule's shares of rows (see the function that made it)
     agreement: float  #: share of the maps where the rule and the label agree
-    vd_recall: float  #: share of ``vertical+diagonal`` maps the rule calls ``vertical+diagonal``
-    d_kept: float  #: share of ``diagonal`` maps the rule leaves ``diagonal``
-    n_vd: int
-    n_d: int
+    positive_called: float  #: share of ``positive`` maps the rule calls ``positive``
+    negative_kept: float  #: share of ``negative`` maps the rule leaves ``negative``
+    n_positive: int
+    n_negative: int
+
+
+def _score(called: np.ndarray, y: np.ndarray, thresholds: tuple[float, ...]) -> RuleScore:
+    return RuleScore(
+        thresholds, float((called == y).mean()),
+        float(called[y].mean()) if y.any() else float("nan"),
+        float((~called[~y]).mean()) if (~y).any() else float("nan"), int(y.sum()), int((~y).sum()),
+    )
+
+
+def _strongest_by_label(maps: Iterable, positive: str, negative: str, pairs_only: bool = False):
+    strongest, y = [], []
+    for m in maps:
+        if m.label in (positive, negative) and (not pairs_only or getattr(m, "text_kind", "single") == "pair"):
+            strongest.append(strongest_column(m.array, m.tokens))
+            y.append(m.label == positive)
+    if not strongest:
+        where = " of sentence pairs" if pairs_only else ""
+        raise ValueError(f"no {positive} or {negative} maps{where} to score the rule on")
+    return strongest, np.array(y)
 
 
 def rule_agreement(
     maps: Iterable,
     visible_grid: Sequence[float] = (0.5, 0.6, 2 / 3),
-    teal_grid: Sequence[float] = (0.25, 1 / 3, 0.5),
+    lit_grid: Sequence[float] = (0.25, 1 / 3, 0.5),
 ) -> list[RuleScore]:
-    """Score the column rule on the ``vertical+diagonal`` and ``diagonal`` maps among ``maps`` (objects with
-    ``array``, ``tokens`` and ``label``, e.g. :class:`~attnpatterns.annotation.corpus.LabeledMap`)."""
-    strongest, is_vd = [], []
-    for m in maps:
-        if m.label in ("vertical+diagonal", "diagonal"):
-            strongest.append(strongest_column(m.array, m.tokens))
-            is_vd.append(m.label == "vertical+diagonal")
-    if not strongest:
-        raise ValueError("no vertical+diagonal or diagonal maps to score the rule on")
-    y = np.array(is_vd)
-    scores = []
-    for v in visible_grid:
-        for t in teal_grid:
-            called = np.array([c.meets(v, t) for c in strongest])
-            scores.append(RuleScore(
-                float(v), float(t), float((called == y).mean()),
-                float(called[y].mean()) if y.any() else float("nan"),
-                float((~called[~y]).mean()) if (~y).any() else float("nan"), int(y.sum()), int((~y).sum()),
-            ))
-    return scores
+    """Score "visible in >= v of the content rows and lit in >= t" (thresholds ``(v, t)``) on the
+    ``vertical+diagonal`` (positive) and ``diagonal`` maps among ``maps`` (objects with ``array``, ``tokens`` and
+    ``label``, e.g. :class:`~attnpatterns.annotation.corpus.LabeledMap`)."""
+    strongest, y = _strongest_by_label(maps, "vertical+diagonal", "diagonal")
+    return [_score(np.array([c.meets(v, t) for c in strongest]), y, (float(v), float(t)))
+            for v in visible_grid for t in lit_grid]
+
+
+def stripe_agreement(maps: Iterable, grid: Sequence[float] = (0.5, 0.6, 2 / 3)) -> list[RuleScore]:
+    """Score "indigo blue or brighter in >= f of the content rows" (thresholds ``(f,)``) on the ``vertical``
+    (positive) and ``block`` maps of sentence pairs among ``maps``."""
+    strongest, y = _strongest_by_label(maps, "vertical", "block", pairs_only=True)
+    return [_score(np.array([c.share(STRIPE_LEVEL) >= f for c in strongest]), y, (float(f),)) for f in grid]

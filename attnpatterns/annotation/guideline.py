@@ -8,7 +8,8 @@ from a fresh extraction run with one command::
                                                    ...]},
                  ...}}
 
-Each figure is saved as ``<name>.png`` with ``+`` written as ``-`` (``vertical+diagonal`` -> ``vertical-diagonal.png``).
+Each figure is saved as ``<name>.png`` with ``+`` written as ``-`` (``vertical+diagonal`` -> ``vertical-diagonal.png``),
+and ``colour-scale.png`` names the colours of the colour map at the levels the guideline's rules use.
 """
 
 from __future__ import annotations
@@ -50,7 +51,45 @@ def render_guideline_figures(run, spec: dict, out_dir: str | Path) -> list[Path]
         fig.savefig(path, dpi=int(fig_spec.get("dpi", 80)))
         plt.close(fig)
         written.append(path)
+    written.append(render_colour_scale(out_dir / COLOUR_SCALE_FILE))
     return written
+
+
+#: File name of the colour-scale figure that names the colours the guideline's rules use.
+COLOUR_SCALE_FILE = "colour-scale.png"
+#: (level, name) pairs drawn on the colour scale; the levels are fractions of the map's maximum.
+COLOUR_NAMES = (
+    (0.0, "background\n(dark purple)"), (0.1, "dark violet\n= visible"), (0.2, "indigo blue"),
+    (0.3, "steel blue\n= lit"), (0.5, "teal"), (0.7, "green"), (0.9, "yellow-green"),
+)
+
+
+def render_colour_scale(path: str | Path, cmap: str | None = None, dpi: int = 80) -> Path:
+    """Draw the sheets' colour map from 0 to the map maximum with a swatch and a name at each level of
+    :data:`COLOUR_NAMES`, so that annotators can match the guideline's colour words to the pictures."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from attnpatterns.annotation.render import CMAP
+
+    colours = plt.get_cmap(cmap or CMAP)
+    fig, (bar, swatches) = plt.subplots(2, 1, figsize=(9.0, 2.6), gridspec_kw={"height_ratios": [1, 1.4]})
+    bar.imshow(np.linspace(0, 1, 256)[None, :], cmap=colours, aspect="auto", extent=(0, 1, 0, 1))
+    bar.set_yticks([])
+    bar.set_xticks([level for level, _ in COLOUR_NAMES] + [1.0])
+    bar.set_xticklabels([f"{level:g}" for level, _ in COLOUR_NAMES] + ["1 (map max)"], fontsize=8)
+    bar.set_title("cell value as a fraction of the map's maximum (colours are scaled per map)", fontsize=9)
+    swatches.set_xlim(0, len(COLOUR_NAMES))
+    swatches.set_ylim(0, 1)
+    swatches.axis("off")
+    for i, (level, name) in enumerate(COLOUR_NAMES):
+        swatches.add_patch(plt.Rectangle((i + 0.15, 0.45), 0.7, 0.5, color=colours(level)))
+        swatches.text(i + 0.5, 0.38, f"{level:g}: {name}", ha="center", va="top", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def read_spec(path: str | Path) -> dict:

@@ -300,7 +300,7 @@ def guideline_figures_cmd(
 @annotate_app.command("columns")
 def columns_cmd(
     map_ids: Annotated[Optional[list[str]], typer.Argument(help="Corpus map ids to measure (default: none).")] = None,
-    kind: Annotated[str, typer.Option("--kind", "-k", help="raw or normed, for the rule table.")] = "raw",
+    kind: Annotated[str, typer.Option("--kind", "-k", help="raw or normed, for the rule tables.")] = "raw",
     run: Annotated[
         Optional[Path], typer.Option("--run", help="Measure the guideline examples, read from this extraction run.")
     ] = None,
@@ -309,19 +309,22 @@ def columns_cmd(
     ),
     corpus: CorpusOpt = None,
 ) -> None:
-    """How many content rows light the [CLS]/[SEP] columns (GUIDELINE.md section 8), and how well that rule
-    reproduces the corpus labels of vertical+diagonal against diagonal maps."""
-    from attnpatterns.annotation.columns import TEAL_LEVEL, VISIBLE_LEVEL, column_coverage, rule_agreement
+    """How many content rows light the [CLS]/[SEP] columns (GUIDELINE.md section 8), and how well the section's
+    rules reproduce the corpus labels (vertical+diagonal against diagonal; vertical against block in pairs)."""
+    from attnpatterns.annotation.columns import (
+        LEVEL_COLOURS, LEVELS, LIT_LEVEL, STRIPE_LEVEL, VISIBLE_LEVEL, column_coverage, rule_agreement,
+        stripe_agreement,
+    )
     from attnpatterns.annotation.corpus import load_corpus, read_arrays, read_map_index
 
     _check_choice(kind, ("raw", "normed"), "--kind")
     root = _corpus(corpus)
-    typer.echo(f"visible: >= {VISIBLE_LEVEL:g} of the map maximum; teal: >= {TEAL_LEVEL:g}; "
-               "shares of the content rows (no [CLS] or [SEP] rows)")
+    typer.echo("share of the content rows (no [CLS] or [SEP] rows) whose cell reaches "
+               + ", ".join(f"{level:g} ({LEVEL_COLOURS[level]})" for level in LEVELS) + " of the map maximum")
 
     def show(name: str, array, tokens) -> None:
         coverage = column_coverage(array, tokens)
-        cells = [f"{c.token}@{c.index}: visible {c.visible:.2f}, teal {c.teal:.2f}" for c in coverage]
+        cells = [f"{c.token}@{c.index}: " + " ".join(f"{v:.2f}" for v in c.shares) for c in coverage]
         typer.echo(f"{name}  ({coverage[0].n_rows} content rows)  " + "; ".join(cells))
 
     if map_ids:
@@ -346,17 +349,32 @@ def columns_cmd(
                          array, ex.tokens)
         except (RunError, ValueError, OSError, KeyError) as err:
             raise fail(str(err))
-    if not map_ids and run is None:
-        try:
-            scores = rule_agreement(load_corpus(root, kind=kind))
-        except ValueError as err:
-            raise fail(f"{err} (kind {kind}, corpus {root})")
-        typer.echo(f"\nrule 'visible in >= v and teal in >= t of the content rows' against the {kind} labels "
-                   f"({scores[0].n_vd} vertical+diagonal, {scores[0].n_d} diagonal maps; strongest special column):")
-        typer.echo("| v | t | agreement | vertical+diagonal called | diagonal kept |")
-        typer.echo("|---|---|---|---|---|")
-        for s in scores:
-            typer.echo(f"| {s.visible:.2f} | {s.teal:.2f} | {s.agreement:.3f} | {s.vd_recall:.2f} | {s.d_kept:.2f} |")
+    if map_ids or run is not None:
+        return
+    maps = load_corpus(root, kind=kind)
+    try:
+        scores = rule_agreement(maps)
+    except ValueError as err:
+        raise fail(f"{err} (kind {kind}, corpus {root})")
+    typer.echo(f"\nvertical+diagonal against diagonal: 'visible (>= {VISIBLE_LEVEL:g}) in >= v and lit "
+               f"(>= {LIT_LEVEL:g}) in >= t of the content rows', strongest special column, {kind} labels "
+               f"({scores[0].n_positive} vertical+diagonal, {scores[0].n_negative} diagonal maps):")
+    typer.echo("| v | t | agreement | vertical+diagonal called | diagonal kept |")
+    typer.echo("|---|---|---|---|---|")
+    for s in scores:
+        v, t = s.thresholds
+        typer.echo(f"| {v:.2f} | {t:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
+    try:
+        stripes = stripe_agreement(maps)
+    except ValueError as err:
+        typer.echo(f"\n(no vertical/block table: {err})")
+        return
+    typer.echo(f"\nvertical against block, sentence pairs: '>= {STRIPE_LEVEL:g} in >= f of the content rows' "
+               f"({stripes[0].n_positive} vertical, {stripes[0].n_negative} block maps):")
+    typer.echo("| f | agreement | vertical called | block kept |")
+    typer.echo("|---|---|---|---|")
+    for s in stripes:
+        typer.echo(f"| {s.thresholds[0]:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
 
 
 def register(app: typer.Typer) -> None:

@@ -172,6 +172,8 @@ def test_guideline_figures(tiny_runs, tmp_path):
     r = invoke("annotate", "guideline-figures", tiny_runs[0], "--spec", tmp_path / "examples.json", "-o", tmp_path)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "vertical-diagonal.png").stat().st_size > 1000
+    assert (tmp_path / "colour-scale.png").stat().st_size > 1000  # the named colours the rules use
+    assert "wrote 2 figure(s)" in r.output
 
 
 def test_blind_export_hides_map_ids_and_imports_to_the_right_maps(built, tmp_path):

@@ -7,7 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from attnpatterns.annotation.columns import column_coverage, rule_agreement, special_columns, strongest_column
+from attnpatterns.annotation.columns import (
+    column_coverage,
+    rule_agreement,
+    special_columns,
+    stripe_agreement,
+    strongest_column,
+)
 from attnpatterns.annotation.corpus import add_maps, append_labels
 from tests.annotation.conftest import make_map
 from tests.annotation.test_cli import invoke
@@ -16,8 +22,8 @@ TOKENS = ["[CLS]", "a", "b", "c", "d", "e", "f", "[SEP]"]
 
 
 def column_map(lit_rows: int, teal_rows: int, n: int = 8) -> np.ndarray:
-    """A diagonal map (max 1) whose [CLS] column is 0.5 in ``teal_rows`` content rows, 0.15 in the next
-    ``lit_rows - teal_rows`` and 0 elsewhere."""
+    """A diagonal map (max 1) whose [CLS] column is 0.5 in ``teal_rows`` content rows, 0.15 (visible, not lit) in
+    the next ``lit_rows - teal_rows`` and 0 elsewhere."""
     a = np.eye(n, dtype=np.float32)
     content = range(1, n - 1)
     for k, row in enumerate(content):
@@ -30,7 +36,10 @@ def test_coverage_counts_content_rows_only():
     a[0, 0] = a[7, 0] = 1.0  # the [CLS] and [SEP] rows never count
     cls, sep = column_coverage(a, TOKENS)
     assert (cls.index, cls.token, cls.n_rows) == (0, "[CLS]", 6)
-    assert cls.visible == pytest.approx(4 / 6) and cls.teal == pytest.approx(2 / 6)
+    assert cls.visible == pytest.approx(4 / 6) and cls.lit == pytest.approx(2 / 6)
+    assert cls.shares == pytest.approx((4 / 6, 2 / 6, 2 / 6, 2 / 6)) and cls.share(0.2) == cls.lit
+    with pytest.raises(ValueError, match="level"):
+        cls.share(0.25)
     assert sep.index == 7 and sep.visible == 0.0
     # scale-free: colours are per map, so multiplying the map changes nothing
     assert column_coverage(a * 40, TOKENS) == column_coverage(a, TOKENS)
@@ -50,13 +59,27 @@ def test_rule_agreement_scores_the_labels():
             SimpleNamespace(array=column_map(1, 0), tokens=TOKENS, label="diagonal"),
             SimpleNamespace(array=column_map(6, 0), tokens=TOKENS, label="diagonal"),  # even dim blue
             SimpleNamespace(array=column_map(6, 6), tokens=TOKENS, label="vertical")]  # not scored
-    scores = {(s.visible, s.teal): s for s in rule_agreement(maps, (0.6,), (1 / 3, 0.5))}
+    scores = {s.thresholds: s for s in rule_agreement(maps, (0.6,), (1 / 3, 0.5))}
     third, half = scores[(0.6, 1 / 3)], scores[(0.6, 0.5)]
-    assert (third.n_vd, third.n_d) == (2, 2)
-    assert third.agreement == 1.0 and third.vd_recall == 1.0 and third.d_kept == 1.0
-    assert half.vd_recall == 0.5 and half.agreement == 0.75
+    assert (third.n_positive, third.n_negative) == (2, 2)
+    assert third.agreement == 1.0 and third.positive_called == 1.0 and third.negative_kept == 1.0
+    assert half.positive_called == 0.5 and half.agreement == 0.75
     with pytest.raises(ValueError, match="no vertical"):
         rule_agreement(maps[-1:])
+
+
+def test_stripe_rule_counts_pairs_only():
+    pair = dict(tokens=TOKENS, text_kind="pair")
+    maps = [SimpleNamespace(array=column_map(6, 6), label="vertical", **pair),  # indigo blue or brighter in 6/6 rows
+            SimpleNamespace(array=column_map(2, 2), label="block", **pair),  # in 2/6
+            SimpleNamespace(array=column_map(6, 3), label="block", **pair),  # in 3/6: called vertical at f = 0.5
+            SimpleNamespace(array=column_map(6, 6), label="block", tokens=TOKENS, text_kind="single")]  # not scored
+    half, two_thirds = stripe_agreement(maps, (0.5, 2 / 3))
+    assert (half.n_positive, half.n_negative) == (1, 2)
+    assert half.thresholds == (0.5,) and half.agreement == pytest.approx(2 / 3) and half.negative_kept == 0.5
+    assert two_thirds.agreement == 1.0
+    with pytest.raises(ValueError, match="sentence pairs"):
+        stripe_agreement(maps[-1:])
 
 
 def test_bad_maps_are_refused():
@@ -81,8 +104,9 @@ def test_columns_command(tmp_path):
                           "annotator": "test", "method": "synthetic", "pass": "first"} for i, m in enumerate(maps)])
     r = invoke("annotate", "columns", "--corpus", root)
     assert r.exit_code == 0, r.output
-    assert "(2 vertical+diagonal, 2 diagonal maps" in r.output and "| 0.60 | 0.33 | 1.000 | 1.00 | 1.00 |" in r.output
+    assert "(2 vertical+diagonal, 2 diagonal maps)" in r.output and "| 0.60 | 0.33 | 1.000 | 1.00 | 1.00 |" in r.output
+    assert "no vertical/block table" in r.output  # the synthetic corpus has no pairs
     r = invoke("annotate", "columns", maps[0].map_id, "--corpus", root)
-    assert r.exit_code == 0 and "[CLS]@0: visible 1.00, teal 1.00" in r.output, r.output
+    assert r.exit_code == 0 and "[CLS]@0: 1.00 1.00 1.00 1.00" in r.output, r.output
     r = invoke("annotate", "columns", "nope", "--corpus", root)
     assert r.exit_code != 0 and "not in the corpus" in r.output
