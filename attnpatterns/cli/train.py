@@ -69,6 +69,10 @@ def train(
     ] = None,
     format: FormatOpt = "auto",
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
+    cv_repeats: Annotated[
+        int, typer.Option("--cv-repeats", help="Run cross-validation this many times with other fold splits and "
+                          "report every run's macro-F1 and their mean (small corpora: one split is noisy).")
+    ] = 1,
     max_epochs: Annotated[int, typer.Option(help="Most epochs per fit (early stopping usually ends sooner).")] = 60,
     patience: Annotated[int, typer.Option(help="Epochs without a lower validation loss before stopping.")] = 10,
     skip_cv: Annotated[bool, typer.Option("--skip-cv", help="Fit the final model only, no cross-validation.")] = False,
@@ -106,7 +110,7 @@ def train(
     try:
         config = TrainConfig(
             n_folds=folds, max_epochs=max_epochs, patience=patience, seed=seed,
-            allow_empty_classes=allow_empty_classes,
+            allow_empty_classes=allow_empty_classes, cv_repeats=cv_repeats,
         )
         model_config = ModelConfig(forest_weight=forest_weight)
         torch_device = resolve_device(device)
@@ -126,7 +130,8 @@ def train(
         "pattern-training",
         {"kind": kind, "seed": seed, "device": str(torch_device), "data": result.data_summary,
          "train_config": config.to_dict(), "model_config": model_config.to_dict(),
-         "cv_macro_f1": result.to_dict()["cv_macro_f1"]},
+         "cv_macro_f1": result.to_dict()["cv_macro_f1"],
+         "cv_repeat_macro_f1": result.to_dict()["cv_repeat_macro_f1"]},
     )
     (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if not quiet and result.cv is not None:

@@ -129,6 +129,12 @@ class EvaluationReport:
                 f"per-fold macro-F1 {folds.mean():.3f} +- {folds.std():.3f} over {folds.size} folds: "
                 + " ".join(f"{v:.3f}" for v in folds)
             )
+        if "repeat_macro_f1" in self.extra:
+            repeats = np.asarray(self.extra["repeat_macro_f1"])
+            lines.append(
+                f"repeated with other fold splits: macro-F1 {repeats.mean():.3f} +- {repeats.std():.3f} over "
+                f"{repeats.size} runs: " + " ".join(f"{v:.3f}" for v in repeats) + " (the tables are the first run's)"
+            )
         if "member_macro_f1" in self.extra:
             parts = self.extra["member_macro_f1"]
             w = self.extra.get("forest_weight")

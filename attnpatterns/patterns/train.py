@@ -73,6 +73,9 @@ class TrainConfig:
     robustness: bool = True  #: measure out-of-fold label agreement under crop/pad/resize in cross-validation
     allow_empty_classes: bool = False
     seed: int = 0
+    #: cross-validation runs this many times, each with other fold splits and fit seeds (``seed + 7 * r``); the
+    #: detailed report is the first run's, and the report adds every run's macro-F1 and their mean
+    cv_repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.n_folds < 2:
@@ -89,6 +92,8 @@ class TrainConfig:
             )
         if self.min_epochs < 0 or self.augment < 0:
             raise ValueError("min_epochs and augment must be non-negative")
+        if self.cv_repeats < 1:
+            raise ValueError(f"cv_repeats must be at least 1, got {self.cv_repeats}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -296,6 +301,10 @@ class CrossValidation:
         return frame
 
 
+#: Step between the seeds of repeated cross-validation runs.
+REPEAT_SEED_STEP = 7
+
+
 def cross_validate_features(
     feats: Features,
     data: LabeledSet,
@@ -305,31 +314,20 @@ def cross_validate_features(
     device: torch.device | str = "cpu",
     augmented: Sequence[Features] = (),
 ) -> CrossValidation:
+    """k-fold cross-validation, repeated ``config.cv_repeats`` times with other splits; the report and the
+    out-of-fold probabilities are the first run's, ``extra["repeat_macro_f1"]`` holds every run's macro-F1."""
     y = data.y
-    probabilities = np.zeros((len(data), len(PATTERN_TYPES)), dtype=np.float32)
-    folds = np.full(len(data), -1, dtype=np.int64)
-    histories, fold_scores = [], []
-    member_probabilities: dict[str, np.ndarray] = {}
-    agreement: dict[str, list[np.ndarray]] = {}
-    for fold, (train_idx, test_idx) in enumerate(_grouped_splits(y, data.groups, config.n_folds, config.seed)):
-        groups = [data.groups[i] for i in train_idx]
-        classifier, history = fit_features(
-            feats[train_idx], y[train_idx], groups, data.kind, preprocess, model, config, device,
-            seed=config.seed + 1000 * (fold + 1), augmented=[a[train_idx] for a in augmented],
-        )
-        members = classifier.predict_members(feats[test_idx])
-        for name, probs in members.items():
-            member_probabilities.setdefault(name, np.zeros_like(probabilities))[test_idx] = probs
-        probabilities[test_idx] = classifier.mix(members)  # the parts' predictions, not a second pass
-        folds[test_idx] = fold
-        histories.append(history)
-        fold_scores.append(EvaluationReport(y[test_idx], probabilities[test_idx].argmax(1)).macro_f1)
-        if config.robustness:
-            masks = agreement_masks(classifier, [data.arrays[i] for i in test_idx])
-            for name, mask in masks.items():
-                agreement.setdefault(name, []).append(mask)
+    runs = []
+    for repeat in range(config.cv_repeats):
+        seed = config.seed + REPEAT_SEED_STEP * repeat
+        runs.append(_cross_validate_once(feats, data, preprocess, model, config, device, augmented, seed,
+                                         robustness=config.robustness and repeat == 0))
+    probabilities, folds, histories, fold_scores, member_probabilities, agreement = runs[0]
     title = f"{config.n_folds}-fold grouped cross-validation, {data.kind} maps ({len(data)} maps)"
     extra: dict = {"fold_macro_f1": fold_scores}
+    if config.cv_repeats > 1:
+        extra["repeat_macro_f1"] = [EvaluationReport(y, run[0].argmax(1)).macro_f1 for run in runs]
+        extra["repeat_seeds"] = [config.seed + REPEAT_SEED_STEP * r for r in range(config.cv_repeats)]
     if len(member_probabilities) > 1:  # how each part scores alone, next to the mix
         extra["member_macro_f1"] = {
             name: EvaluationReport(y, probs.argmax(1)).macro_f1 for name, probs in member_probabilities.items()
@@ -339,6 +337,33 @@ def cross_validate_features(
         extra["robustness"] = summarise_agreement({k: np.concatenate(v) for k, v in agreement.items()})
     report = EvaluationReport(y, probabilities.argmax(1), PATTERN_TYPES, title, extra)
     return CrossValidation(report, probabilities, folds, histories, list(data.names))
+
+
+def _cross_validate_once(feats, data, preprocess, model, config, device, augmented, seed: int, robustness: bool):
+    y = data.y
+    probabilities = np.zeros((len(data), len(PATTERN_TYPES)), dtype=np.float32)
+    folds = np.full(len(data), -1, dtype=np.int64)
+    histories, fold_scores = [], []
+    member_probabilities: dict[str, np.ndarray] = {}
+    agreement: dict[str, list[np.ndarray]] = {}
+    for fold, (train_idx, test_idx) in enumerate(_grouped_splits(y, data.groups, config.n_folds, seed)):
+        groups = [data.groups[i] for i in train_idx]
+        classifier, history = fit_features(
+            feats[train_idx], y[train_idx], groups, data.kind, preprocess, model, config, device,
+            seed=seed + 1000 * (fold + 1), augmented=[a[train_idx] for a in augmented],
+        )
+        members = classifier.predict_members(feats[test_idx])
+        for name, probs in members.items():
+            member_probabilities.setdefault(name, np.zeros_like(probabilities))[test_idx] = probs
+        probabilities[test_idx] = classifier.mix(members)  # the parts' predictions, not a second pass
+        folds[test_idx] = fold
+        histories.append(history)
+        fold_scores.append(EvaluationReport(y[test_idx], probabilities[test_idx].argmax(1)).macro_f1)
+        if robustness:
+            masks = agreement_masks(classifier, [data.arrays[i] for i in test_idx])
+            for name, mask in masks.items():
+                agreement.setdefault(name, []).append(mask)
+    return probabilities, folds, histories, fold_scores, member_probabilities, agreement
 
 
 @dataclass
@@ -361,6 +386,7 @@ class TrainingResult:
             "model": self.classifier.network.config.to_dict(),
             "final_fit": [h.to_dict() for h in self.history],
             "cv_macro_f1": None if self.cv is None else self.cv.report.macro_f1,
+            "cv_repeat_macro_f1": None if self.cv is None else self.cv.report.extra.get("repeat_macro_f1"),
             "cv_fold_macro_f1": None if self.cv is None else self.cv.fold_macro_f1,
             "cv_fits": None if self.cv is None else [[h.to_dict() for h in fold] for fold in self.cv.histories],
             "seconds": self.seconds,
@@ -418,6 +444,7 @@ def train_classifier(
                 "config": config.to_dict(),
                 "best_epochs": [h.best_epoch for h in history],
                 "cv_macro_f1": None if cv is None else cv.report.macro_f1,
+                "cv_repeat_macro_f1": None if cv is None else cv.report.extra.get("repeat_macro_f1"),
                 "cv_fold_macro_f1": None if cv is None else cv.fold_macro_f1,
                 "cv_per_class": None if cv is None else cv.report.per_class,
                 "cv_robustness": None if cv is None else cv.report.extra.get("robustness"),

@@ -75,6 +75,8 @@ def test_train_refuses_unknown_labels_and_empty_classes(tsv_folder, tmp_path):
     labels.write_text("\n".join(line for line in lines if not line.endswith("Block")) + "\n")
     result = invoke("train", "--kind", "normed", "--data", tsv_folder, "-o", tmp_path / "r2")
     assert result.exit_code != 0 and "block" in result.output and "--allow-empty-classes" in result.output
+    result = invoke("train", "--kind", "normed", "--data", tsv_folder, "--cv-repeats", "0", "-o", tmp_path / "r3")
+    assert result.exit_code != 0 and "cv_repeats must be at least 1" in result.output
 
 
 def test_classify_run_with_checkpoints(tiny_run, raw_classifier, normed_classifier, tmp_path):  # noqa: F811

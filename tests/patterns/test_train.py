@@ -125,3 +125,20 @@ def test_augmented_views_are_resized_copies(raw_set):
     again = augmented_views(raw_set, PreprocessConfig(), copies=2, seed=0)
     assert torch.equal(views[0].images, again[0].images)  # drawn from the seed
     assert not torch.equal(views[0].images, views[1].images)
+
+
+def test_repeated_cross_validation_reports_every_run(raw_set):
+    from dataclasses import replace
+
+    config = replace(FAST, max_epochs=3, patience=3, robustness=False)
+    once = train_classifier(raw_set, model=SMALL, config=config).cv
+    twice = train_classifier(raw_set, model=SMALL, config=replace(config, cv_repeats=2)).cv
+    repeats = twice.report.extra["repeat_macro_f1"]
+    assert len(repeats) == 2 and twice.report.extra["repeat_seeds"] == [config.seed, config.seed + 7]
+    # the first run is the single cross-validation, unchanged; the second used other splits
+    assert repeats[0] == pytest.approx(once.report.macro_f1)
+    assert np.allclose(twice.probabilities, once.probabilities)
+    assert "repeat_macro_f1" not in once.report.extra
+    assert "repeated with other fold splits" in twice.report.to_text()
+    with pytest.raises(ValueError, match="cv_repeats"):
+        TrainConfig(cv_repeats=0)
