@@ -317,17 +317,15 @@ def cross_validate_features(
     """k-fold cross-validation, repeated ``config.cv_repeats`` times with other splits; the report and the
     out-of-fold probabilities are the first run's, ``extra["repeat_macro_f1"]`` holds every run's macro-F1."""
     y = data.y
-    runs = []
-    for repeat in range(config.cv_repeats):
-        seed = config.seed + REPEAT_SEED_STEP * repeat
-        runs.append(_cross_validate_once(feats, data, preprocess, model, config, device, augmented, seed,
-                                         robustness=config.robustness and repeat == 0))
+    seeds = [config.seed + REPEAT_SEED_STEP * r for r in range(config.cv_repeats)]
+    runs = [_cross_validate_once(feats, data, preprocess, model, config, device, augmented, seed,
+                                 robustness=config.robustness and seed == seeds[0]) for seed in seeds]
     probabilities, folds, histories, fold_scores, member_probabilities, agreement = runs[0]
     title = f"{config.n_folds}-fold grouped cross-validation, {data.kind} maps ({len(data)} maps)"
     extra: dict = {"fold_macro_f1": fold_scores}
-    if config.cv_repeats > 1:
+    if len(seeds) > 1:
         extra["repeat_macro_f1"] = [EvaluationReport(y, run[0].argmax(1)).macro_f1 for run in runs]
-        extra["repeat_seeds"] = [config.seed + REPEAT_SEED_STEP * r for r in range(config.cv_repeats)]
+        extra["repeat_seeds"] = seeds
     if len(member_probabilities) > 1:  # how each part scores alone, next to the mix
         extra["member_macro_f1"] = {
             name: EvaluationReport(y, probs.argmax(1)).macro_f1 for name, probs in member_probabilities.items()
