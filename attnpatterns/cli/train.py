@@ -126,12 +126,12 @@ def train(
     except DataError as err:
         raise fail(str(err))
     paths = result.save(output)
+    summary = result.to_dict()
     manifest = base_manifest(
         "pattern-training",
         {"kind": kind, "seed": seed, "device": str(torch_device), "data": result.data_summary,
          "train_config": config.to_dict(), "model_config": model_config.to_dict(),
-         "cv_macro_f1": result.to_dict()["cv_macro_f1"],
-         "cv_repeat_macro_f1": result.to_dict()["cv_repeat_macro_f1"]},
+         "cv_macro_f1": summary["cv_macro_f1"], "cv_repeat_macro_f1": summary["cv_repeat_macro_f1"]},
     )
     (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if not quiet and result.cv is not None:
