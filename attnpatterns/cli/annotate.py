@@ -316,8 +316,9 @@ def columns_cmd(
         stripe_agreement,
     )
     from attnpatterns.annotation.corpus import load_corpus, read_arrays, read_map_index
+    from attnpatterns.constants import MAP_KINDS
 
-    _check_choice(kind, ("raw", "normed"), "--kind")
+    _check_choice(kind, MAP_KINDS, "--kind")
     root = _corpus(corpus)
     typer.echo("share of the content rows (no [CLS] or [SEP] rows) whose cell reaches "
                + ", ".join(f"{level:g} ({LEVEL_COLOURS[level]})" for level in LEVELS) + " of the map maximum")
