@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from attnpatterns.constants import DEFAULT_MODEL, MANIFEST_FILE, MAP_KINDS
-from attnpatterns.extraction.store import write_json
+from attnpatterns.runfolder import write_json
 
 #: Extraction conditions: (weights, heads) -> folder name.
 CONDITIONS = {
@@ -136,7 +136,7 @@ def run_pipeline(
         save_comparison,
     )
     from attnpatterns.analysis.tables import PatternTable, load_survivors
-    from attnpatterns.manifest import base_manifest
+    from attnpatterns.runfolder import base_manifest
     from attnpatterns.patterns import load_classifier
     from attnpatterns.runtime import resolve_device
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from attnpatterns.manifest import RunExistsError, file_sha256, prepare_run_folder, read_manifest
+from attnpatterns.runfolder import RunExistsError, file_sha256, prepare_run_folder, read_manifest
 
 
 def _run(folder, status, run_type="pruning", fp="abc"):

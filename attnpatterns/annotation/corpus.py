@@ -21,9 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +32,7 @@ from filelock import FileLock
 
 from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS, PATTERN_TYPES
 from attnpatterns.patterns.labels import canonical_name
+from attnpatterns.runfolder import atomic_write_bytes
 
 #: The corpus shipped in the repository (``<repo>/annotations``).
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[2] / "annotations"
@@ -246,31 +245,6 @@ def _lock(path: Path) -> FileLock:
     return FileLock(str(path) + ".lock", timeout=120)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; these are ordinary, shared data files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------------------------
@@ -432,9 +406,9 @@ def add_maps(root: str | Path, records: Iterable[CorpusMap]) -> list[str]:
         if not new_ids:
             return []
         # Maps first, then the index: a reader never sees an index line without its tensor.
-        _atomic_write_bytes(root / MAPS_FILE, save({k: np.ascontiguousarray(v) for k, v in stored.items()}))
+        atomic_write_bytes(root / MAPS_FILE, save({k: np.ascontiguousarray(v) for k, v in stored.items()}))
         lines = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in index)
-        _atomic_write_bytes(root / MAP_INDEX_FILE, lines.encode("utf-8"))
+        atomic_write_bytes(root / MAP_INDEX_FILE, lines.encode("utf-8"))
     return new_ids
 
 
@@ -484,7 +458,7 @@ def append_labels(root: str | Path, rows: Iterable[LabelRow | Mapping]) -> list[
             old = head.getvalue().encode("utf-8")
         elif not old.endswith(b"\n"):
             old += b"\n"
-        _atomic_write_bytes(path, old + buf.getvalue().encode("utf-8"))
+        atomic_write_bytes(path, old + buf.getvalue().encode("utf-8"))
     return prepared
 
 

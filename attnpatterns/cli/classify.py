@@ -50,7 +50,7 @@ def classify(
 ) -> None:
     """Classify maps into the five pattern types and summarise them per head."""
     from attnpatterns.extraction import RunError, open_run
-    from attnpatterns.manifest import base_manifest
+    from attnpatterns.runfolder import base_manifest
     from attnpatterns.patterns import CheckpointError, KindMismatchError, MapError, load_classifier
     from attnpatterns.patterns.classify import DEFAULT_NAME_PATTERN, classify_maps, classify_run
     from attnpatterns.patterns.io import DataError, read_npy_folder

@@ -174,7 +174,7 @@ def compare_command(
         load_survivors,
         save_comparison,
     )
-    from attnpatterns.manifest import base_manifest
+    from attnpatterns.runfolder import base_manifest
 
     grouped = group_by_task(
         {

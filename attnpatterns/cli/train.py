@@ -95,7 +95,7 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Cross-validate (grouped by source text, stratified by label), then fit the classifier and save it."""
-    from attnpatterns.manifest import base_manifest
+    from attnpatterns.runfolder import base_manifest
     from attnpatterns.patterns.checkpoint import install_default_checkpoint
     from attnpatterns.patterns.io import DataError
     from attnpatterns.patterns.model import ModelConfig

@@ -13,7 +13,7 @@ from typing import Sequence
 from attnpatterns.data.files import read_input_file
 from attnpatterns.data.glue import load_glue
 from attnpatterns.data.records import InputError, TextExample
-from attnpatterns.manifest import file_sha256
+from attnpatterns.runfolder import file_sha256
 
 SAMPLE_CHOICES = ("single", "pairs", "both")
 

@@ -2,7 +2,7 @@
 
 from attnpatterns.extraction.maps import LayerMaps, MapCapture
 from attnpatterns.extraction.run import ExtractionConfig, extract_maps
-from attnpatterns.manifest import RunExistsError
+from attnpatterns.runfolder import RunExistsError
 from attnpatterns.extraction.store import ExampleRecord, MapRecord, MapRun, RunError, open_run
 
 __all__ = [

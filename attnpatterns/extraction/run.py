@@ -28,7 +28,7 @@ from attnpatterns.extraction.store import (
     prepare_resume,
     write_json,
 )
-from attnpatterns.manifest import base_manifest, prepare_run_folder
+from attnpatterns.runfolder import base_manifest, prepare_run_folder
 from attnpatterns.masks import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel

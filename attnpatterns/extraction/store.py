@@ -27,6 +27,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from attnpatterns.constants import MANIFEST_FILE
+from attnpatterns.runfolder import atomic_write_text, write_json  # noqa: F401  (write_json: re-exported)
 
 EXAMPLES_FILE = "examples.jsonl"
 HEADS_FILE = "heads.json"
@@ -93,19 +94,6 @@ class MapRecord:
 
 def tensor_key(row: int, kind: str, layer: int) -> str:
     return f"{row}/{kind}/{layer}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_examples_file(path: Path) -> list[dict]:

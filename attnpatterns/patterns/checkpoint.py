@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from attnpatterns.constants import MAP_KINDS
-from attnpatterns.manifest import file_sha256
+from attnpatterns.runfolder import file_sha256
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.forest import STATE_PREFIX as FOREST_PREFIX
 from attnpatterns.patterns.forest import TreeForest

@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from attnpatterns.constants import MANIFEST_FILE, PRUNING_LOG_FILE
-from attnpatterns.extraction.store import write_json
-from attnpatterns.manifest import RunExistsError, base_manifest, prepare_run_folder, read_manifest
+from attnpatterns.runfolder import write_json
+from attnpatterns.runfolder import RunExistsError, base_manifest, prepare_run_folder, read_manifest
 from attnpatterns.models.loading import LoadedModel
 
 FINETUNE_RUN = "finetune"
@@ -45,7 +45,7 @@ def fingerprint(ident: dict) -> str:
 
 @lru_cache(maxsize=32)
 def _weights_digest(folder: str, stamp: tuple) -> str:
-    from attnpatterns.manifest import file_sha256
+    from attnpatterns.runfolder import file_sha256
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
     return hashlib.sha256("".join(file_sha256(p) for p in files).encode()).hexdigest()[:16]

@@ -8,10 +8,20 @@ import threading
 import numpy as np
 import pytest
 
+from attnpatterns import runfolder
 from attnpatterns.annotation import corpus as C
 from attnpatterns.annotation.corpus import (
-    LABEL_COLUMNS, RETRACTED, add_maps, append_labels, as_dataset, effective_labels, load_corpus, make_map_id,
-    parse_label, read_labels, read_maps,
+    LABEL_COLUMNS,
+    RETRACTED,
+    add_maps,
+    append_labels,
+    as_dataset,
+    effective_labels,
+    load_corpus,
+    make_map_id,
+    parse_label,
+    read_labels,
+    read_maps,
 )
 from attnpatterns.constants import PATTERN_TYPES
 
@@ -116,7 +126,7 @@ def test_atomic_write_leaves_old_file_on_failure(corpus, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(C.os, "replace", boom)
+    monkeypatch.setattr(runfolder.os, "replace", boom)  # the atomic writer the corpus uses
     with pytest.raises(OSError):
         append_labels(corpus, [_row(ids[1], "d")])
     assert (corpus / C.LABELS_FILE).read_bytes() == before
