@@ -14,6 +14,7 @@ import typer
 COMMAND_MODULES: list[str] = [
     "annotate",
     "extract",
+    "verify",
     "train",
     "evaluate",
     "classify",

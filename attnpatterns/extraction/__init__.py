@@ -3,9 +3,19 @@
 from attnpatterns.extraction.maps import LayerMaps, MapCapture
 from attnpatterns.extraction.run import ExtractionConfig, extract_maps
 from attnpatterns.runfolder import RunExistsError
-from attnpatterns.extraction.store import ExampleRecord, MapRecord, MapRun, RunError, open_run
+from attnpatterns.extraction.store import (
+    DamagedShardError,
+    ExampleRecord,
+    MapRecord,
+    MapRun,
+    RunError,
+    ShardDamage,
+    VerifyResult,
+    open_run,
+)
 
 __all__ = [
+    "DamagedShardError",
     "ExampleRecord",
     "ExtractionConfig",
     "LayerMaps",
@@ -14,6 +24,8 @@ __all__ = [
     "MapRun",
     "RunError",
     "RunExistsError",
+    "ShardDamage",
+    "VerifyResult",
     "extract_maps",
     "open_run",
 ]

@@ -1,8 +1,10 @@
 """``extract_maps``: run a model over inputs and write every kept head's raw and normed maps to a run folder.
 
 Work goes in chunks (one safetensors shard each), so memory stays flat however many examples there are, and a
-killed run resumes where it stopped: rerun with the same configuration and finished examples are skipped. A folder
-that holds a *different* run (another model, inputs, masks, kinds or dtype) is never overwritten unless asked.
+killed run resumes where it stopped: rerun with the same configuration and finished examples are skipped. The rerun
+also verifies the shards already there (size and sha256, see :meth:`MapRun.verify`), complete run or not: damaged ones
+are removed with a warning and only their examples extracted again. A folder that holds a *different* run (another
+model, inputs, masks, kinds or dtype) is never overwritten unless asked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from attnpatterns.extraction.store import (
     HEADS_FILE,
     RUN_TYPE,
     MapRun,
+    RunError,
     ShardWriter,
+    order_index,
     prepare_resume,
     write_json,
 )
@@ -143,9 +147,12 @@ def extract_maps(
     fp = fingerprint(model, config, head_mask, mlp_mask, examples)
     resuming = prepare_run_folder(out, RUN_TYPE, fp, overwrite, resume_unfinished=True)
     if resuming:
-        finished = MapRun(out)
-        if finished.is_complete and len(finished) == len(examples):
-            return finished  # the same run, already complete: nothing to do, nothing rewritten
+        try:
+            finished = MapRun(out)
+        except RunError:  # e.g. heads.json lost: the resume below rewrites it
+            finished = None
+        if finished and finished.is_complete and len(finished) == len(examples) and finished.verify().ok:
+            return finished  # the same run, complete and undamaged: nothing to do, nothing rewritten
     out.mkdir(parents=True, exist_ok=True)
 
     capture = MapCapture(model.model, config.kinds, head_mask, mlp_mask)
@@ -162,15 +169,27 @@ def extract_maps(
             "n_examples": len(examples),
         }
     )
-    done: set[str] = set()
-    next_shard = 0
     if resuming:
-        done, next_shard = prepare_resume(out)
         old = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
         manifest["created"] = old.get("created", manifest["created"])
         manifest["resumed"] = old.get("resumed", 0) + (0 if old.get("status") == "complete" else 1)
+        if old.get("repaired_shards"):
+            manifest["repaired_shards"] = old["repaired_shards"]
+    # "running" before any shard or index line is touched: a kill during a repair must not leave "complete" behind
     write_json(out / HEADS_FILE, {"layers": capture.kept})
     write_json(out / MANIFEST_FILE, manifest)
+    done: set[str] = set()
+    next_shard = 0
+    if resuming:
+        state = prepare_resume(out, capture.kept, config.kinds)
+        done, next_shard = state.done, state.next_shard
+        if state.repaired:
+            manifest["repaired_shards"] = manifest.get("repaired_shards", []) + [d.describe() for d in state.repaired]
+            warnings.warn(
+                f"{len(state.repaired)} damaged shard(s) in {out} were removed and their examples are extracted "
+                "again:\n" + "\n".join("  " + d.describe() for d in state.repaired),
+                stacklevel=2,
+            )
 
     todo = [e for e in examples if e.example_id not in done]
     if progress and done:
@@ -188,6 +207,8 @@ def extract_maps(
             "truncated (longest-first for pairs); raise --max-length to keep them whole.",
             stacklevel=2,
         )
+    if resuming:  # resumed and repaired examples were appended last: restore the order of the inputs
+        order_index(out, [e.example_id for e in examples])
     manifest["status"] = "complete"
     manifest["n_truncated_this_session"] = n_truncated
     write_json(out / MANIFEST_FILE, manifest)

@@ -4,7 +4,8 @@ A run folder holds::
 
     manifest.json          what made the run (model, revision, masks, inputs, versions, command, seed, device)
     heads.json             per layer, the ORIGINAL ids of the heads that have maps (masked heads have none)
-    examples.jsonl         one line per finished example: id, texts, tokens, segment ids, shard and row
+    examples.jsonl         one line per finished example: id, texts, tokens, segment ids, shard and row, and the
+                           shard's size and sha256 as written
     maps/shard-NNNNN.safetensors
                            one tensor per (example row, kind, layer) named "<row>/<kind>/<layer>", shape
                            (heads kept, T, T), float16 by default; T = the example's real tokens (no padding)
@@ -13,10 +14,17 @@ Together ``examples.jsonl`` and ``heads.json`` are the index (example id, tokens
 :meth:`MapRun.index` expands them into one row per map. Shards are written whole and atomically, and an example's
 index line is appended only after its shard is on disk, so a killed run never leaves a half-written map visible:
 on resume, shards that no index line points to are discarded and their examples recomputed.
+
+Every index line carries its shard's byte size and sha256 (``shard_bytes``, ``shard_sha256``), written in the same
+append that makes the example finished: there is no moment at which an example is finished but its shard's checksum
+is not recorded, and no second index to keep in step. :meth:`MapRun.verify` checks every shard against them (and
+that it parses and holds the tensors its lines promise); readers hash a shard when they first open it. Runs written
+before checksums existed have lines without them: their shards are checked by parsing only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -27,7 +35,14 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from attnpatterns.constants import MANIFEST_FILE
-from attnpatterns.runfolder import atomic_write_text, write_json  # noqa: F401  (write_json: re-exported)
+from attnpatterns.runfolder import (  # noqa: F401  (write_json: re-exported)
+    atomic_write_bytes,
+    atomic_write_text,
+    file_sha256,
+    read_json,
+    read_manifest,
+    write_json,
+)
 
 EXAMPLES_FILE = "examples.jsonl"
 HEADS_FILE = "heads.json"
@@ -35,8 +50,16 @@ MAPS_DIR = "maps"
 RUN_TYPE = "extraction"
 
 
+#: What :meth:`MapRun.verify` may find wrong with a shard.
+MISSING, TRUNCATED, CHECKSUM_MISMATCH, UNREADABLE = "missing", "truncated", "checksum mismatch", "unreadable"
+
+
 class RunError(ValueError):
     """A folder is not a usable extraction run, or a request names a map the run does not hold."""
+
+
+class DamagedShardError(RunError):
+    """A shard of the run is missing, truncated, altered or unreadable; rerunning ``extract`` repairs it."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,8 @@ class ExampleRecord:
     shard: str
     row: int
     truncated: bool = False
+    shard_sha256: str | None = None  # None: written before checksums were recorded
+    shard_bytes: int | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -65,6 +90,8 @@ class ExampleRecord:
             "shard": self.shard,
             "row": self.row,
             "truncated": self.truncated,
+            "shard_sha256": self.shard_sha256,
+            "shard_bytes": self.shard_bytes,
         }
 
     @classmethod
@@ -78,6 +105,8 @@ class ExampleRecord:
             shard=d["shard"],
             row=int(d["row"]),
             truncated=bool(d.get("truncated", False)),
+            shard_sha256=d.get("shard_sha256"),
+            shard_bytes=None if d.get("shard_bytes") is None else int(d["shard_bytes"]),
         )
 
 
@@ -116,9 +145,9 @@ class ShardWriter:
     """Buffers finished examples and writes them as one safetensors shard plus index lines per flush."""
 
     def __init__(self, root: Path, dtype: str, start_index: int):
-        from safetensors.numpy import save_file  # imported here: only writers need it
+        from safetensors.numpy import save  # imported here: only writers need it
 
-        self._save_file = save_file
+        self._serialize = save
         self.root = root
         self.dtype = np.float16 if dtype == "float16" else np.float32
         self.next_index = start_index
@@ -141,29 +170,192 @@ class ShardWriter:
         if not self._records:
             return
         name = f"shard-{self.next_index:05d}.safetensors"
-        path = self.root / MAPS_DIR / name
-        tmp = path.with_name(f".{name}.tmp")
-        self._save_file(self._tensors, str(tmp))
-        os.replace(tmp, path)
-        lines = "".join(json.dumps({**r, "shard": name}, ensure_ascii=False) + "\n" for r in self._records)
+        # Serialized in memory so that the checksum is that of exactly the bytes written (the shard's tensors and
+        # its bytes are both held for a moment); the index lines that carry it are appended only once the shard
+        # is durably in place.
+        data = self._serialize(self._tensors)
+        self._tensors = {}
+        atomic_write_bytes(self.root / MAPS_DIR / name, data)
+        shard = {"shard": name, "shard_sha256": hashlib.sha256(data).hexdigest(), "shard_bytes": len(data)}
+        lines = "".join(json.dumps({**r, **shard}, ensure_ascii=False) + "\n" for r in self._records)
         with open(self.root / EXAMPLES_FILE, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
         self.next_index += 1
-        self._tensors = {}
         self._records = []
 
 
-def prepare_resume(root: Path) -> tuple[set[str], int]:
-    """Return (ids of finished examples, next shard index) and drop shards no index line points to."""
-    records = read_examples_file(root / EXAMPLES_FILE)
-    # Rewrite the index without a trailing partial line so that appends stay well-formed.
-    if (root / EXAMPLES_FILE).is_file():
-        atomic_write_text(
-            root / EXAMPLES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+# -- integrity ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShardDamage:
+    """One damaged shard: its file name, what is wrong (:data:`MISSING`, ...), details, and the examples it holds."""
+
+    shard: str
+    problem: str
+    detail: str
+    example_ids: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{MAPS_DIR}/{self.shard}: {self.problem} ({self.detail}); holds {_some_ids(self.example_ids)}"
+
+    def to_dict(self) -> dict:
+        return {"shard": self.shard, "problem": self.problem, "detail": self.detail,
+                "example_ids": list(self.example_ids)}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :meth:`MapRun.verify` found. ``ok`` when no shard is damaged and no finished example is missing."""
+
+    root: Path
+    n_shards: int
+    n_examples: int
+    damaged: tuple[ShardDamage, ...] = ()
+    n_unhashed: int = 0  # shards whose index lines record no checksum (older runs): checked by parsing only
+    missing_examples: int = 0  # a complete run whose index holds fewer examples than its manifest counts
+    complete: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged and not self.missing_examples
+
+    @property
+    def damaged_examples(self) -> list[str]:
+        return [e for d in self.damaged for e in d.example_ids]
+
+    def summary(self) -> str:
+        """One line when ``ok``; else a line that says how to repair, then one line per damaged shard."""
+        if self.ok:
+            text = f"ok: {self.n_shards} shards, {self.n_examples} examples verified"
+            if self.n_unhashed:
+                text += f" ({self.n_unhashed} shards have no recorded checksum: checked by parsing only)"
+            if not self.complete:
+                text += "; the run is unfinished: rerun the same `attnpatterns extract` command to finish it"
+            return text
+        problems = []
+        if self.damaged:
+            problems.append(
+                f"{len(self.damaged)} of {self.n_shards} shards damaged ({len(self.damaged_examples)} examples)"
+            )
+        if self.missing_examples:
+            problems.append(f"{self.missing_examples} examples missing from {EXAMPLES_FILE}")
+        head = (
+            f"{self.root}: {' and '.join(problems)}; rerun the same `attnpatterns extract` command to repair it "
+            "(only those examples are extracted again)."
         )
-    referenced = {r["shard"] for r in records}
+        return "\n".join([head] + ["  " + d.describe() for d in self.damaged])
+
+    def to_dict(self) -> dict:
+        return {"root": str(self.root), "ok": self.ok, "n_shards": self.n_shards, "n_examples": self.n_examples,
+                "n_unhashed": self.n_unhashed, "missing_examples": self.missing_examples,
+                "complete": self.complete, "damaged": [d.to_dict() for d in self.damaged]}
+
+
+def _some_ids(ids: tuple[str, ...], show: int = 5) -> str:
+    more = f" and {len(ids) - show} more" if len(ids) > show else ""
+    return f"{len(ids)} example(s): {', '.join(ids[:show])}{more}"
+
+
+def _by_shard(records: Iterable[ExampleRecord]) -> dict[str, list[ExampleRecord]]:
+    groups: dict[str, list[ExampleRecord]] = {}
+    for rec in records:
+        groups.setdefault(rec.shard, []).append(rec)
+    return dict(sorted(groups.items()))
+
+
+def _check_bytes(path: Path, records: list[ExampleRecord]) -> tuple[str, str] | None:
+    """Compare a shard with the size and sha256 its index lines record; None when it matches or none is recorded."""
+    recorded = {(r.shard_sha256, r.shard_bytes) for r in records}
+    if len(recorded) > 1:
+        return CHECKSUM_MISMATCH, "its index lines record different checksums"
+    sha256, size = recorded.pop()
+    try:
+        actual = path.stat().st_size
+        if size is not None and actual < size:
+            return TRUNCATED, f"{actual} of {size} bytes"
+        if size is not None and actual != size:
+            return CHECKSUM_MISMATCH, f"{actual} bytes where {size} were written"
+        if sha256 is not None and file_sha256(path) != sha256:
+            return CHECKSUM_MISMATCH, "its sha256 differs from the one recorded when it was written"
+    except FileNotFoundError:
+        return MISSING, "no such file"
+    except OSError as err:
+        return UNREADABLE, str(err)
+    return None
+
+
+def _check_contents(
+    path: Path, records: list[ExampleRecord], kept: list[list[int]], kinds: Iterable[str]
+) -> tuple[str, str] | None:
+    """Whether the shard parses and holds, for each of its examples, every (kind, layer) tensor at the right shape.
+
+    Reads only the shard's header: cheap next to the checksum.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            keys = set(handle.keys())
+            for rec in records:
+                for kind in kinds:
+                    for layer, ids in enumerate(kept):
+                        if not ids:
+                            continue
+                        key = tensor_key(rec.row, kind, layer)
+                        if key not in keys:
+                            return UNREADABLE, f"no tensor {key!r} for example {rec.example_id!r}"
+                        shape = list(handle.get_slice(key).get_shape())
+                        if shape != [len(ids), rec.n_tokens, rec.n_tokens]:
+                            want = [len(ids), rec.n_tokens, rec.n_tokens]
+                            return UNREADABLE, f"tensor {key!r} has shape {shape}, not {want}"
+    except (SafetensorError, OSError) as err:
+        return UNREADABLE, f"safetensors cannot read it: {err}"
+    return None
+
+
+def check_shards(
+    root: Path, records: Iterable[ExampleRecord], kept: list[list[int]], kinds: Iterable[str]
+) -> list[ShardDamage]:
+    """The damaged shards among those ``records`` point to (size and sha256 first, then header and tensors)."""
+    kinds = tuple(kinds)
+    damaged = []
+    for name, recs in _by_shard(records).items():
+        path = root / MAPS_DIR / name
+        found = _check_bytes(path, recs) or _check_contents(path, recs, kept, kinds)
+        if found is not None:
+            damaged.append(ShardDamage(name, *found, tuple(r.example_id for r in recs)))
+    return damaged
+
+
+# -- resume --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResumeState:
+    """What is left of a run after :func:`prepare_resume`: finished ids, the next shard's number, what was removed."""
+
+    done: set[str]
+    next_shard: int
+    repaired: tuple[ShardDamage, ...] = ()
+
+
+def _write_index(root: Path, lines: list[dict]) -> None:
+    atomic_write_text(root / EXAMPLES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
+
+
+def prepare_resume(root: Path, kept: list[list[int]], kinds: Iterable[str]) -> ResumeState:
+    """Make an unfinished or damaged run ready to continue; damaged shards' examples are left to extract again.
+
+    Drops a trailing partial index line, temporary files, shards no index line points to, and damaged shards
+    (see :func:`check_shards`) together with their index lines. The index is rewritten first and files deleted
+    after: a kill in between only leaves shards no line points to, which the next resume drops.
+    """
+    lines = read_examples_file(root / EXAMPLES_FILE)
+    damaged = check_shards(root, [ExampleRecord.from_dict(d) for d in lines], kept, kinds)
+    lost = {d.shard for d in damaged}
+    lines = [d for d in lines if d["shard"] not in lost]
+    if (root / EXAMPLES_FILE).is_file():  # also drops a trailing partial line, so that appends stay well-formed
+        _write_index(root, lines)
+    referenced = {d["shard"] for d in lines}
     maps_dir = root / MAPS_DIR
     indices = [-1]
     if maps_dir.is_dir():
@@ -171,10 +363,19 @@ def prepare_resume(root: Path) -> tuple[set[str], int]:
             if f.name.startswith("."):
                 f.unlink()  # a temp file from a kill mid-write
             elif f.name not in referenced:
-                f.unlink()  # written, but its index lines never were: recompute those examples
+                f.unlink()  # damaged, or written but its index lines never were: recompute those examples
             else:
                 indices.append(int(f.stem.split("-")[1]))
-    return {str(r["example_id"]) for r in records}, max(indices) + 1
+    return ResumeState({str(d["example_id"]) for d in lines}, max(indices) + 1, tuple(damaged))
+
+
+def order_index(root: Path, example_ids: Iterable[str]) -> None:
+    """Rewrite the index in the order of ``example_ids`` when a resume or repair left it otherwise."""
+    lines = read_examples_file(root / EXAMPLES_FILE)
+    pos = {str(e): i for i, e in enumerate(example_ids)}
+    ordered = sorted(lines, key=lambda d: pos.get(str(d["example_id"]), len(pos)))
+    if ordered != lines:
+        _write_index(root, ordered)
 
 
 class MapRun:
@@ -182,22 +383,35 @@ class MapRun:
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
-        manifest_path = self.root / MANIFEST_FILE
-        if not manifest_path.is_file():
-            raise RunError(f"{self.root} is not an extraction run (no {MANIFEST_FILE}); run `attnpatterns extract`.")
-        self.manifest: dict = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if not self.root.is_dir():
+            what = "is a file, not a folder" if self.root.exists() else "does not exist"
+            raise RunError(f"{self.root} {what}; pass the folder written by `attnpatterns extract -o`.")
+        manifest = read_manifest(self.root)
+        if manifest is None:
+            what = "is unreadable" if (self.root / MANIFEST_FILE).exists() else "is missing"
+            raise RunError(
+                f"{self.root} is not an extraction run ({MANIFEST_FILE} {what}); run `attnpatterns extract`."
+            )
+        self.manifest: dict = manifest
         if self.manifest.get("run_type") != RUN_TYPE:
             raise RunError(
                 f"{self.root} holds a {self.manifest.get('run_type')!r} run, not an extraction run; "
                 "pass the folder written by `attnpatterns extract`."
             )
-        heads = json.loads((self.root / HEADS_FILE).read_text(encoding="utf-8"))
+        heads = read_json(self.root / HEADS_FILE)
+        if not isinstance(heads, dict) or not isinstance(heads.get("layers"), list):
+            raise RunError(
+                f"{self.root / HEADS_FILE} is missing or unreadable; rerun the same `attnpatterns extract` command "
+                "to repair the run."
+            )
         self._kept: list[list[int]] = [list(x) for x in heads["layers"]]
         self.kinds: tuple[str, ...] = tuple(self.manifest["config"]["kinds"])
         self.examples: list[ExampleRecord] = [
             ExampleRecord.from_dict(d) for d in read_examples_file(self.root / EXAMPLES_FILE)
         ]
         self._by_id = {e.example_id: e for e in self.examples}
+        self._shards = _by_shard(self.examples)
+        self._checked: set[str] = set()  # shards whose size and checksum matched since this object was made
         self._open = lru_cache(maxsize=4)(self._open_shard)
 
     # -- description ---------------------------------------------------------------------------------------
@@ -231,13 +445,56 @@ class MapRun:
         return len(self.examples)
 
     # -- access ----------------------------------------------------------------------------------------------
-    def _open_shard(self, name: str):
-        from safetensors import safe_open
+    def verify(self) -> VerifyResult:
+        """Check every shard against its recorded size and sha256, and that it parses and holds its examples' maps.
 
-        return safe_open(str(self.root / MAPS_DIR / name), framework="np")
+        Reads each shard once (the checksum), so it costs about what reading every map once does. Shards written
+        before checksums were recorded are checked by parsing only. Rerunning the same ``attnpatterns extract``
+        command removes the damaged shards and extracts their examples again.
+        """
+        damaged = check_shards(self.root, self.examples, self._kept, self.kinds)
+        self._checked.update(set(self._shards) - {d.shard for d in damaged})
+        expected = int(self.manifest.get("n_examples", len(self.examples)))
+        return VerifyResult(
+            root=self.root,
+            n_shards=len(self._shards),
+            n_examples=len(self.examples),
+            damaged=tuple(damaged),
+            n_unhashed=sum(1 for recs in self._shards.values() if recs[0].shard_sha256 is None),
+            missing_examples=max(0, expected - len(self.examples)) if self.is_complete else 0,
+            complete=self.is_complete,
+        )
+
+    def _damaged(self, name: str, problem: str, detail: str) -> DamagedShardError:
+        damage = ShardDamage(name, problem, detail, tuple(r.example_id for r in self._shards.get(name, [])))
+        return DamagedShardError(
+            f"{self.root / MAPS_DIR / name} is damaged: {damage.problem} ({damage.detail}); it holds "
+            f"{_some_ids(damage.example_ids)}. Rerun the same `attnpatterns extract` command (same -o {self.root}) "
+            f"to extract only those examples again; `attnpatterns verify {self.root}` lists every damaged shard."
+        )
+
+    def _open_shard(self, name: str):
+        from safetensors import SafetensorError, safe_open
+
+        path = self.root / MAPS_DIR / name
+        if name not in self._checked:  # one read of the file, on first open: a changed byte is caught here
+            found = _check_bytes(path, self._shards[name])
+            if found is not None:
+                raise self._damaged(name, *found)
+            self._checked.add(name)
+        try:
+            return safe_open(str(path), framework="np")
+        except (SafetensorError, OSError) as err:
+            raise self._damaged(name, UNREADABLE, f"safetensors cannot read it: {err}") from None
 
     def _layer_block(self, rec: ExampleRecord, kind: str, layer: int) -> np.ndarray:
-        return self._open(rec.shard).get_tensor(tensor_key(rec.row, kind, layer))
+        from safetensors import SafetensorError
+
+        handle = self._open(rec.shard)
+        try:
+            return handle.get_tensor(tensor_key(rec.row, kind, layer))
+        except SafetensorError as err:
+            raise self._damaged(rec.shard, UNREADABLE, str(err)) from None
 
     def get_map(self, example_id: str, layer: int, head: int, kind: str = "raw") -> np.ndarray:
         """The (T, T) float32 map of ``head`` (original id) in ``layer`` for one example."""

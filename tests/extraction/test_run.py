@@ -10,8 +10,6 @@ import pytest
 from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.extraction import ExtractionConfig, RunError, RunExistsError, extract_maps, open_run
 from attnpatterns.extraction.store import EXAMPLES_FILE, MAPS_DIR
-from attnpatterns.models import load_model
-from tests.helpers import save_tiny_model
 
 TEXTS = [
     "A short one.",
@@ -22,12 +20,6 @@ TEXTS = [
     "Old maps of the harbour show a second pier that no longer exists.",
     "The recipe needs flour, eggs, and a great deal of patience.",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = save_tiny_model(tmp_path_factory.mktemp("tiny"))
-    return load_model(path)
 
 
 def _examples(pairs=False):
