@@ -15,15 +15,22 @@ the caller.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from attnpatterns.constants import DEFAULT_MODEL, MANIFEST_FILE, MAP_KINDS
-from attnpatterns.runfolder import write_json
+from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS
+from attnpatterns.runfolder import (
+    RunExistsError,
+    atomic_write_text,
+    fingerprint,
+    mark_step_done,
+    open_run_folder,
+    read_manifest,
+    step_done,
+    write_json,
+)
 
 #: Extraction conditions: (weights, heads) -> folder name.
 CONDITIONS = {
@@ -32,7 +39,6 @@ CONDITIONS = {
     ("pretrained", "all"): "pretrained-all",
     ("pretrained", "survivors"): "pretrained-survivors",
 }
-STEP_FILE = "step.json"
 REPORT_FILE = "report.html"
 TIMINGS_FILE = "timings.json"
 PIPELINE_RUN = "pipeline"
@@ -86,22 +92,33 @@ class PipelineConfig:
         return asdict(self)
 
 
-def _fingerprint(data) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def pipeline_fingerprint(config: PipelineConfig) -> str:
+    """What decides the pipeline's results: every setting (a rerun with other settings is another run)."""
+    return fingerprint({"run": PIPELINE_RUN, "config": config.to_dict()})
 
 
-def _step_done(folder: Path, fp: str) -> bool:
-    path = folder / STEP_FILE
-    if not path.is_file():
-        return False
+def _settings_changed(old: dict, new: dict) -> str:
+    """``name: old -> new`` for every setting that differs, for the refusal message."""
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+
+
+def open_pipeline_folder(config: PipelineConfig, out: Path, overwrite: bool = False):
+    """Clear ``out`` for this pipeline (resume it when it holds this pipeline, unfinished), writing nothing.
+
+    A folder holding the same pipeline with other settings is refused with the settings that differ.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("fingerprint") == fp
-    except json.JSONDecodeError:
-        return False
-
-
-def _mark_done(folder: Path, fp: str, inputs: dict) -> None:
-    write_json(folder / STEP_FILE, {"fingerprint": fp, "inputs": inputs})
+        return open_run_folder(out, PIPELINE_RUN, pipeline_fingerprint(config), overwrite, resume=True)
+    except RunExistsError:
+        old = read_manifest(out) or {}
+        if old.get("run_type") == PIPELINE_RUN and isinstance(old.get("config"), dict):
+            changed = _settings_changed(old["config"], config.to_dict()) or "the same settings, another version"
+            raise RunExistsError(
+                f"{out} holds a pipeline run with other settings ({changed}); nothing was written. Rerun with its "
+                "settings to resume or reuse it, choose another --output, or pass --overwrite to replace it."
+            ) from None
+        raise
 
 
 class _Timer:
@@ -125,8 +142,14 @@ def run_pipeline(
     log: Callable[[str], None] = lambda msg: None,
     show_progress: bool = False,
     manifest_extra: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Run every step for every task into ``out`` and return the path of the HTML report."""
+    """Run every step for every task into ``out`` and return the path of the HTML report.
+
+    ``out`` is checked before anything is written: a folder holding this pipeline is resumed (finished steps are
+    reused), anything else is refused unless ``overwrite`` and it is an attnpatterns run (see
+    :mod:`attnpatterns.runfolder`).
+    """
     from attnpatterns.analysis import (
         CompareConfig,
         TaskInputs,
@@ -136,20 +159,13 @@ def run_pipeline(
         save_comparison,
     )
     from attnpatterns.analysis.tables import PatternTable, load_survivors
-    from attnpatterns.runfolder import base_manifest
     from attnpatterns.patterns import load_classifier
     from attnpatterns.runtime import resolve_device
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = open_pipeline_folder(config, out, overwrite)
     device = resolve_device(config.device)
-    manifest = base_manifest(PIPELINE_RUN, extra=manifest_extra)
-    manifest.update({"config": config.to_dict(), "device": str(device), "status": "running"})
-    old = out / MANIFEST_FILE
-    if old.is_file():
-        previous = json.loads(old.read_text(encoding="utf-8"))
-        manifest["created"] = previous.get("created", manifest["created"])
-    write_json(old, manifest)
+    manifest = folder.start({**(manifest_extra or {}), "config": config.to_dict(), "device": str(device)})
     timer = _Timer(log)
     classifiers = {kind: load_classifier(getattr(config, f"{kind}_checkpoint"), kind=kind, device=device)
                    for kind in config.kinds}
@@ -201,12 +217,10 @@ def run_pipeline(
     compare_config = CompareConfig(seed=0, n_permutations=config.n_permutations, n_bootstrap=config.n_bootstrap)
     result = timer.step("compare", compare, task_inputs, compare_config)
     timer.step("save comparison", save_comparison, result, out / "compare", True)
-    manifest["status"] = "complete"
-    manifest["timings_s"] = timer.times
-    write_json(old, manifest)
+    manifest = folder.finish(timings_s=timer.times)
     html = timer.step("report", build_report, result, find_pruning_logs(out, result.task_names), manifest)
     report = out / REPORT_FILE
-    report.write_text(html, encoding="utf-8")
+    atomic_write_text(report, html)
     write_json(out / TIMINGS_FILE, timer.times)
     return report
 
@@ -273,13 +287,12 @@ def _extract(source, weights: str, examples, masks, out: Path, device, config: P
 
 
 def _classify(run, classifiers: dict, out: Path):
-    from attnpatterns.patterns.classify import ClassificationTable, checkpoint_info, classify_run
+    from attnpatterns.patterns.classify import ClassificationTable, classification_fingerprint, classify_run
 
-    fp = _fingerprint({"run": run.manifest.get("fingerprint"),
-                       "checkpoints": {k: checkpoint_info(c).get("weights_sha256") for k, c in classifiers.items()}})
-    if _step_done(out, fp):
+    fp = classification_fingerprint(run.manifest.get("fingerprint"), classifiers)
+    if step_done(out, fp):
         return ClassificationTable.load(out)
     table = classify_run(run, classifiers)
     table.save(out)
-    _mark_done(out, fp, {"run": str(run.root)})
+    mark_step_done(out, fp, {"run": str(run.root)})
     return table

@@ -43,12 +43,10 @@ RUN_TYPES = frozenset(
         "pruning",
         "survivors",
         "classification",
-        "training",
+        "pattern-training",
         "evaluation",
         "comparison",
         "pipeline",
-        "annotation-corpus",
-        "annotation-sheets",
     }
 )
 

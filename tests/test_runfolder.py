@@ -1,4 +1,5 @@
-"""The shared rule for output folders: reuse, resume, refuse or replace."""
+"""The run-folder module: the rule for output folders (reuse, resume, refuse, replace), manifests, step markers,
+atomic writes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import json
 
 import pytest
 
-from attnpatterns.runfolder import RunExistsError, file_sha256, prepare_run_folder, read_manifest
+from attnpatterns import runfolder
+from attnpatterns.runfolder import (
+    RunExistsError,
+    check_output_folder,
+    file_sha256,
+    fingerprint,
+    mark_step_done,
+    open_run_folder,
+    prepare_run_folder,
+    read_manifest,
+    step_done,
+    write_json,
+)
 
 
 def _run(folder, status, run_type="pruning", fp="abc"):
@@ -44,3 +57,69 @@ def test_file_sha256(tmp_path):
     path = tmp_path / "x.bin"
     path.write_bytes(b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_overwrite_never_deletes_a_folder_attnpatterns_did_not_make(tmp_path):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "thesis.tex").write_text("months of work")
+    (user / "manifest.json").write_text('{"name": "my own manifest"}')  # a manifest.json that is not ours
+    for overwrite in (False, True):
+        with pytest.raises(RunExistsError, match="not a survivors run.*nothing was written"):
+            open_run_folder(user, "survivors", "abc", overwrite=overwrite)
+    assert sorted(p.name for p in user.iterdir()) == ["manifest.json", "thesis.tex"]
+    (user / "manifest.json").write_text("{ not json")
+    with pytest.raises(RunExistsError):
+        open_run_folder(user, "survivors", "abc", overwrite=True)
+    assert (user / "thesis.tex").read_text() == "months of work"
+
+
+def test_another_run_type_is_named_and_kept(tmp_path):
+    extraction = _run(tmp_path / "ext", "complete", run_type="extraction")
+    with pytest.raises(RunExistsError, match="holds an extraction run; nothing was written.*--overwrite"):
+        check_output_folder(extraction, "pipeline", "abc")
+    assert (extraction / "result.txt").exists()
+
+
+def test_run_folder_start_finish_and_resume_count(tmp_path):
+    folder = open_run_folder(tmp_path / "r", "pruning", "fp1")
+    assert folder.state == "new" and not (tmp_path / "r").exists()  # deciding writes nothing
+    folder.start({"seed": 3})
+    manifest = read_manifest(tmp_path / "r")
+    assert manifest["status"] == "running" and manifest["seed"] == 3 and manifest["fingerprint"] == "fp1"
+    again = open_run_folder(tmp_path / "r", "pruning", "fp1", resume=True)
+    assert again.state == "resume"
+    again.start()
+    assert read_manifest(tmp_path / "r")["resumed"] == 1
+    assert read_manifest(tmp_path / "r")["created"] == manifest["created"]
+    again.finish(final_score=0.5)
+    done = read_manifest(tmp_path / "r")
+    assert done["status"] == "complete" and done["final_score"] == 0.5 and "finished" in done
+    assert open_run_folder(tmp_path / "r", "pruning", "fp1").reuse
+
+
+def test_step_markers(tmp_path):
+    assert not step_done(tmp_path, "x")
+    mark_step_done(tmp_path, "x", {"run": "a"})
+    assert step_done(tmp_path, "x") and not step_done(tmp_path, "y")
+    (tmp_path / "step.json").write_text('{"fingerprint": "x"')  # a torn write is "not done", not a crash
+    assert not step_done(tmp_path, "x")
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "a.json"
+    write_json(path, {"v": 1})
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runfolder.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_json(path, {"v": 2})
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
+
+
+def test_fingerprint_ignores_key_order():
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2}) and len(fingerprint({})) == 16

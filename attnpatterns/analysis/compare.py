@@ -65,6 +65,8 @@ from attnpatterns.analysis.tables import (
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
 
 # Output files of a comparison folder.
+#: Run type in the manifest of an `attnpatterns compare` folder.
+COMPARISON_RUN = "comparison"
 COMPARISON_FILE = "comparison.json"
 DISTRIBUTIONS_FILE = "distributions.csv"
 TESTS_FILE = "tests.csv"

@@ -103,12 +103,14 @@ def export_sheets(
     import matplotlib.pyplot as plt
 
     root, out_dir = Path(root), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / TEMPLATE_FILE).exists():
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        what = f"{out_dir / TEMPLATE_FILE} already exists" if (out_dir / TEMPLATE_FILE).exists() else (
+            f"{out_dir} is not an empty folder")
         raise FileExistsError(
-            f"{out_dir / TEMPLATE_FILE} already exists; export into a new folder (filled-in labels are never "
-            "overwritten)"
+            f"{what}; nothing was written. Export into a new folder (filled-in labels and other files are never "
+            "overwritten)."
         )
+    out_dir.mkdir(parents=True, exist_ok=True)
     index = {m["map_id"]: m for m in read_map_index(root)}
     arrays = read_arrays(root, map_ids)
     open_cases = disagreements(read_labels(root)) if pass_ == "adjudicated" else {}

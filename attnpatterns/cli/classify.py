@@ -50,9 +50,15 @@ def classify(
 ) -> None:
     """Classify maps into the five pattern types and summarise them per head."""
     from attnpatterns.extraction import RunError, open_run
-    from attnpatterns.runfolder import base_manifest
+    from attnpatterns.runfolder import RunExistsError, base_manifest, fingerprint, open_run_folder
     from attnpatterns.patterns import CheckpointError, KindMismatchError, MapError, load_classifier
-    from attnpatterns.patterns.classify import DEFAULT_NAME_PATTERN, classify_maps, classify_run
+    from attnpatterns.patterns.classify import (
+        DEFAULT_NAME_PATTERN,
+        RUN_TYPE,
+        classification_fingerprint,
+        classify_maps,
+        classify_run,
+    )
     from attnpatterns.patterns.io import DataError, read_npy_folder
     from attnpatterns.runtime import resolve_device
 
@@ -62,8 +68,6 @@ def classify(
         wanted = tuple(k.strip() for k in kinds.split(",") if k.strip())
         for k in wanted:
             check_kind(k, "--kinds")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise fail(f"{output} exists and is not empty; choose another --output or pass --overwrite")
     try:
         torch_device = resolve_device(device)
         given = {}
@@ -76,6 +80,8 @@ def classify(
             run = open_run(run_dir)
             needed = wanted or (tuple(given) if checkpoint else run.kinds)
             classifiers = {k: given.get(k) or load_classifier(None, kind=k, device=torch_device) for k in needed}
+            folder = open_run_folder(output, RUN_TYPE, classification_fingerprint(
+                run.manifest.get("fingerprint"), classifiers, needed), overwrite)
             total = len(run.examples) * len(run.heads) * len([k for k in needed if k in run.kinds])
             with progress_bar(total, quiet, "classifying", unit="map") as bar:
                 table = classify_run(
@@ -89,12 +95,17 @@ def classify(
                 next(iter(given.values())).check_kind(folder_kind, where=str(run_dir))
             classifier = given.get(folder_kind) or load_classifier(None, kind=folder_kind, device=torch_device)
             names, arrays = read_npy_folder(run_dir)
+            source = fingerprint([str(run_dir.resolve()), names, [a.shape for a in arrays], name_pattern])
+            folder = open_run_folder(output, RUN_TYPE, classification_fingerprint(
+                source, {folder_kind: classifier}), overwrite)
             table = classify_maps(
                 names, arrays, classifier, batch_size, name_pattern or DEFAULT_NAME_PATTERN, source=str(run_dir)
             )
-    except (RunError, CheckpointError, KindMismatchError, MapError, DataError, ValueError) as err:
+    except (RunError, CheckpointError, KindMismatchError, MapError, DataError, ValueError, RunExistsError) as err:
         raise fail(str(err))
-    table.save(output, manifest_extra={**base_manifest("classification"), "device": str(torch_device)})
+    folder.start()  # status "running" until save() has written every table
+    table.save(output, manifest_extra={**base_manifest(RUN_TYPE), "device": str(torch_device),
+                                       "fingerprint": folder.fingerprint})
     if not quiet:
         counts = table.rows.groupby("kind")["label"].value_counts().unstack(fill_value=0)
         typer.echo(counts.to_string())

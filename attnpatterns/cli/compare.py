@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -13,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from attnpatterns.cli.options import OverwriteOpt, QuietOpt, fail
-from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS
+from attnpatterns.constants import MAP_KINDS
 
 _TASK_PREFIX = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
@@ -174,7 +173,8 @@ def compare_command(
         load_survivors,
         save_comparison,
     )
-    from attnpatterns.runfolder import base_manifest
+    from attnpatterns.analysis.compare import COMPARISON_RUN, FIGURES_DIR
+    from attnpatterns.runfolder import RunExistsError, fingerprint, open_run_folder
 
     grouped = group_by_task(
         {
@@ -211,15 +211,20 @@ def compare_command(
             check_task_inputs(inputs, config)
     except (AnalysisInputError, ValueError) as err:
         raise fail(str(err))
-    _prepare_output(output, {"config": config.to_dict(), "inputs": inputs_record}, overwrite)
-    manifest = base_manifest("comparison", extra={"config": config.to_dict(), "inputs": inputs_record})
-    _write_manifest(output, dict(manifest, status="running"))
+    signature = {"config": config.to_dict(), "inputs": inputs_record}
+    try:
+        folder = open_run_folder(output, COMPARISON_RUN, fingerprint(signature), overwrite)
+    except RunExistsError as err:
+        raise fail(str(err))
+    if (output / FIGURES_DIR).is_dir():
+        shutil.rmtree(output / FIGURES_DIR)  # this comparison's own figures: a --no-figures rerun must drop them
+    folder.start(signature)
     try:
         result = compare(tasks, config)
         written = save_comparison(result, output, figures=figures)
     except (AnalysisInputError, ValueError) as err:
         raise fail(str(err))
-    _write_manifest(output, dict(manifest, status="complete", tasks=result.task_names))
+    folder.finish(tasks=result.task_names)
     if quiet:
         return
     for note in result.notes:
@@ -261,33 +266,6 @@ def _summary(result) -> str:
                     line += f"; {row['comparison']} {100 * row['estimate']:+.1f} pp, {tested}"
             lines.append(line)
     return "\n".join(lines)
-
-
-def _write_manifest(output: Path, manifest: dict) -> None:
-    output.mkdir(parents=True, exist_ok=True)
-    (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def _prepare_output(output: Path, signature: dict, overwrite: bool) -> None:
-    """Refuse to write into a folder holding something else; rerunning the same comparison is fine."""
-    from attnpatterns.analysis.compare import FIGURES_DIR
-
-    if output.exists() and not output.is_dir():
-        raise fail(f"{output} is a file; --output must be a folder")
-    if not output.is_dir() or not any(output.iterdir()):
-        return
-    old: dict = {}
-    try:
-        old = json.loads((output / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        pass
-    ours = isinstance(old, dict) and old.get("run_type") == "comparison"
-    same = ours and {"config": old.get("config"), "inputs": old.get("inputs")} == signature
-    if not same and not overwrite:
-        what = "a different comparison" if ours else "files that are not a comparison"
-        raise fail(f"{output} already holds {what}; choose another --output or pass --overwrite")
-    if ours and (output / FIGURES_DIR).is_dir():
-        shutil.rmtree(output / FIGURES_DIR)  # figures of tasks no longer compared must not linger
 
 
 def register(app: typer.Typer) -> None:

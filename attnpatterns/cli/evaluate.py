@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from attnpatterns.cli.options import DeviceOpt, fail
+from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, fail
 from attnpatterns.cli.train import FormatOpt, LabelMapOpt, check_kind, load_data
 
 
@@ -28,10 +28,13 @@ def evaluate(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Maps per batch.")] = 512,
     device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Print per-class precision, recall and F1, macro-F1 and the confusion matrix of a checkpoint on DATA."""
     from attnpatterns.patterns import CheckpointError, KindMismatchError, evaluate_classifier, load_classifier
+    from attnpatterns.patterns.evaluate import EVALUATION_RUN
     from attnpatterns.patterns.preprocess import MapError
+    from attnpatterns.runfolder import RunExistsError, fingerprint, open_run_folder
     from attnpatterns.runtime import resolve_device
 
     check_kind(kind)
@@ -43,7 +46,11 @@ def evaluate(
             classifier = load_classifier(None, kind=kind, device=torch_device)
         else:
             classifier = load_classifier(checkpoint, kind=kind, device=torch_device)
-    except (CheckpointError, KindMismatchError, ValueError) as err:
+        if output is not None:  # checked before the work: a folder it would refuse is never touched
+            ident = {"checkpoint": classifier.metadata.get("weights_sha256"), "data": str(data.resolve()),
+                     "format": format, "kind": kind or classifier.kind, "label_map": label_map}
+            folder = open_run_folder(output, EVALUATION_RUN, fingerprint(ident), overwrite)
+    except (CheckpointError, KindMismatchError, ValueError, RunExistsError) as err:
         raise fail(str(err))
     dataset = load_data(data, format, kind or classifier.kind, label_map, None)
     try:
@@ -53,7 +60,9 @@ def evaluate(
     report.title = f"{classifier.metadata.get('path', checkpoint)} on {dataset.source} ({dataset.kind} maps)"
     typer.echo(report.to_text())
     if output is not None:
+        folder.start({"checkpoint": checkpoint, "data": str(data), "kind": dataset.kind})
         report.save(output)
+        folder.finish(macro_f1=report.macro_f1)
         typer.echo(f"saved the report to {output}")
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from attnpatterns.cli.options import DEFAULT_MODEL_OPT, DeviceOpt, ModelOpt, QuietOpt, fail
+from attnpatterns.cli.options import DEFAULT_MODEL_OPT, DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, fail
 
 
 def pipeline(
@@ -47,6 +47,7 @@ def pipeline(
     permutations: Annotated[int, typer.Option(help="Permutations per test.")] = 2000,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = 1000,
     device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run the whole study and write an HTML report. Rerun the same command to resume after an interruption."""
@@ -65,7 +66,7 @@ def pipeline(
             n_permutations=permutations, n_bootstrap=bootstrap, device=device,
         )
         log = (lambda msg: None) if quiet else (lambda msg: typer.echo(msg, err=True))
-        report = run_pipeline(config, output, log=log, show_progress=not quiet)
+        report = run_pipeline(config, output, log=log, show_progress=not quiet, overwrite=overwrite)
     except (ValueError, FileExistsError) as err:
         raise fail(str(err))
     typer.echo(f"report: {report}  ({time.perf_counter() - start:.0f} s)")

@@ -29,7 +29,8 @@ def survivors(
 ) -> None:
     """Combine the masks of several seeds: heads and MLPs kept in every seed, per-head frequency, Fleiss' κ."""
     from attnpatterns.masks import MaskError
-    from attnpatterns.pruning.survivors import SURVIVORS_FILE, compute_survivors, find_mask_sets
+    from attnpatterns.pruning.survivors import compute_survivors, find_mask_sets
+    from attnpatterns.runfolder import RunExistsError, is_attnpatterns_run
 
     try:
         groups = find_mask_sets(paths)
@@ -37,11 +38,19 @@ def survivors(
     except MaskError as err:
         raise fail(str(err))
     single = len(results) == 1
+    folders = {task: output if single else output / task.replace("/", "_") for task in results}
+    try:  # every folder is checked before anything is written
+        for task, result in results.items():
+            result.check_folder(folders[task], heatmap, overwrite)
+    except RunExistsError as err:
+        raise fail(str(err))
+    if not single and output.is_dir():  # one folder per task inside: the rest of it must be attnpatterns runs too
+        foreign = sorted(p.name for p in output.iterdir() if p not in folders.values() and not is_attnpatterns_run(p))
+        if foreign:
+            raise fail(f"{output} holds files that are not attnpatterns runs ({', '.join(foreign[:3])}); nothing was "
+                       "written. Choose another --output (a new or empty folder).")
     for task, result in results.items():
-        folder = output if single else output / task.replace("/", "_")
-        if (folder / SURVIVORS_FILE).exists() and not overwrite:
-            raise fail(f"{folder / SURVIVORS_FILE} exists; choose another --output or pass --overwrite.")
-        result.save(folder, heatmap=heatmap)
+        result.save(folders[task], heatmap=heatmap, overwrite=overwrite)
     if quiet:
         return
     typer.echo(f"{'task':<16} {'seeds':>5} {'heads':>9} {'MLPs':>6} {'kappa':>7}")

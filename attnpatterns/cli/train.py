@@ -9,14 +9,13 @@ from ``annotations/``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, QuietOpt, SeedOpt, fail
-from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS
+from attnpatterns.constants import MAP_KINDS
 
 KindOpt = Annotated[str, typer.Option("--kind", "-k", help="Kind of map: raw or normed.")]
 FormatOpt = Annotated[
@@ -95,18 +94,16 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Cross-validate (grouped by source text, stratified by label), then fit the classifier and save it."""
-    from attnpatterns.runfolder import base_manifest
+    from attnpatterns.runfolder import RunExistsError, fingerprint, open_run_folder
     from attnpatterns.patterns.checkpoint import install_default_checkpoint
     from attnpatterns.patterns.io import DataError
     from attnpatterns.patterns.model import ModelConfig
-    from attnpatterns.patterns.train import TrainConfig, train_classifier
+    from attnpatterns.patterns.train import TRAINING_RUN, TrainConfig, train_classifier
     from attnpatterns.runtime import resolve_device, seed_everything
 
     check_kind(kind)
     if output is None:
         output = Path(f"runs/train-{kind}")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise fail(f"{output} exists and is not empty; choose another --output or pass --overwrite")
     try:
         config = TrainConfig(
             n_folds=folds, max_epochs=max_epochs, patience=patience, seed=seed,
@@ -114,7 +111,11 @@ def train(
         )
         model_config = ModelConfig(forest_weight=forest_weight)
         torch_device = resolve_device(device)
-    except ValueError as err:
+        ident = {"kind": kind, "data": None if data is None else str(data.resolve()), "format": format, "label_map": label_map,
+                 "group_pattern": group_pattern, "train": config.to_dict(), "model": model_config.to_dict(),
+                 "skip_cv": skip_cv}
+        folder = open_run_folder(output, TRAINING_RUN, fingerprint(ident), overwrite)
+    except (ValueError, RunExistsError) as err:
         raise fail(str(err))
     seed_everything(seed)
     dataset = load_data(data, format, kind, label_map, group_pattern)
@@ -125,15 +126,12 @@ def train(
                                   cross_validate=not skip_cv)
     except DataError as err:
         raise fail(str(err))
+    folder.start({"kind": kind, "seed": seed, "device": str(torch_device), "train_config": config.to_dict(),
+                  "model_config": model_config.to_dict()})
     paths = result.save(output)
     summary = result.to_dict()
-    manifest = base_manifest(
-        "pattern-training",
-        {"kind": kind, "seed": seed, "device": str(torch_device), "data": result.data_summary,
-         "train_config": config.to_dict(), "model_config": model_config.to_dict(),
-         "cv_macro_f1": summary["cv_macro_f1"], "cv_repeat_macro_f1": summary["cv_repeat_macro_f1"]},
-    )
-    (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    folder.finish(data=result.data_summary, cv_macro_f1=summary["cv_macro_f1"],
+                  cv_repeat_macro_f1=summary["cv_repeat_macro_f1"])
     if not quiet and result.cv is not None:
         typer.echo(result.cv.report.to_text())
     if install_default:

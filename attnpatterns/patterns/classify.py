@@ -27,6 +27,7 @@ import pandas as pd
 
 from attnpatterns.constants import CLASSIFICATIONS_FILE, HEAD_SUMMARY_FILE, MANIFEST_FILE, MAP_KINDS, PATTERN_TYPES
 from attnpatterns.patterns.classifier import PatternClassifier
+from attnpatterns.runfolder import write_json
 
 RUN_TYPE = "classification"
 
@@ -51,6 +52,18 @@ def checkpoint_info(classifier: PatternClassifier) -> dict:
         "data_sha256": training.get("data", {}).get("data_sha256"),
         "cv_macro_f1": training.get("cv_macro_f1"),
     }
+
+
+def classification_fingerprint(source: str | None, classifiers: dict, kinds=None) -> str:
+    """What decides a classification's rows: the maps (``source``: the extraction run's fingerprint, or a digest
+    of a folder of maps), the weights of each kind's classifier, and the kinds classified."""
+    from attnpatterns.runfolder import fingerprint
+
+    return fingerprint({
+        "run": source,
+        "checkpoints": {k: checkpoint_info(c).get("weights_sha256") for k, c in sorted(classifiers.items())},
+        "kinds": None if kinds is None else sorted(kinds),
+    })
 
 
 def head_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -114,7 +127,7 @@ class ClassificationTable:
         }
         self.rows.to_csv(paths["classifications"], index=False, float_format="%.6g")
         self.head_summary().to_csv(paths["head_summary"], index=False, float_format="%.6g")
-        paths["manifest"].write_text(json.dumps(self.manifest(manifest_extra), indent=2) + "\n", encoding="utf-8")
+        write_json(paths["manifest"], {**self.manifest(manifest_extra), "status": "complete"})  # last: complete
         return paths
 
     @classmethod

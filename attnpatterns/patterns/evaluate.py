@@ -18,6 +18,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from attnpatterns.constants import PATTERN_TYPES
 
+#: Run type in the manifest of an `attnpatterns evaluate -o` folder.
+EVALUATION_RUN = "evaluation"
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
 CONFUSION_PNG = "confusion_matrix.png"

@@ -46,6 +46,8 @@ from attnpatterns.patterns.model import ModelConfig
 from attnpatterns.patterns.preprocess import Features, PreprocessConfig, prepare_map, preprocess_maps
 from attnpatterns.patterns.robustness import agreement_masks, random_resize, summarise_agreement
 
+#: Run type in the manifest of an `attnpatterns train` folder.
+TRAINING_RUN = "pattern-training"
 TRAINING_JSON = "training.json"
 #: Class weighting of the loss: none, the square root of the balanced weights, or the balanced weights.
 CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")

@@ -31,9 +31,11 @@ from attnpatterns.constants import (
     SURVIVORS_FILE,
 )
 from attnpatterns.masks import MaskError, load_mask
-from attnpatterns.pruning.runs import read_manifest, write_json
+from attnpatterns.runfolder import check_output_folder, fingerprint, open_run_folder, read_manifest, write_json
 
 HEATMAP_FILE = "survival_heatmap.png"
+#: Run type in the manifest of a survivors folder.
+SURVIVORS_RUN = "survivors"
 _SEED_FOLDER = re.compile(r"^seed[_-]?(\d+)$", re.IGNORECASE)
 
 
@@ -178,9 +180,25 @@ class Survivors:
             "sources": self.sources,
         }
 
-    def save(self, folder: Path | str, heatmap: bool = True) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def fingerprint(self, heatmap: bool = True) -> str:
+        """A hash of the saved content: the same masks give the same folder."""
+        return fingerprint({"survivors": self.to_dict(), "heatmap": heatmap})
+
+    def check_folder(self, folder: Path | str, heatmap: bool = True, overwrite: bool = False) -> None:
+        """Raise :class:`~attnpatterns.runfolder.RunExistsError` if :meth:`save` would refuse ``folder``."""
+        check_output_folder(folder, SURVIVORS_RUN, self.fingerprint(heatmap), overwrite)
+
+    def save(self, folder: Path | str, heatmap: bool = True, overwrite: bool = False) -> None:
+        """Write ``survivors.json``, the super-survivor masks, the heatmap and a manifest into ``folder``.
+
+        A folder holding these very survivors is left as it is; one holding anything else is refused unless
+        ``overwrite`` and it is an attnpatterns run (:func:`attnpatterns.runfolder.open_run_folder`).
+        """
+        run = open_run_folder(folder, SURVIVORS_RUN, self.fingerprint(heatmap), overwrite)
+        if run.reuse:
+            return
+        folder = run.path
+        run.start({"task": self.task, "model": self.model, "seeds": self.seeds, "sources": self.sources})
         write_json(folder / SURVIVORS_FILE, self.to_dict())
         np.save(folder / SUPER_HEAD_MASK_FILE, self.super_head_mask)
         if self.mlp_masks is not None:
@@ -200,6 +218,7 @@ class Survivors:
             ax.figure.tight_layout()
             ax.figure.savefig(folder / HEATMAP_FILE, dpi=120)
             plt.close(ax.figure)
+        run.finish()
 
 
 def load_survivors(folder: Path | str) -> dict:
