@@ -4,6 +4,12 @@ The folder holds ``head_mask.npy`` and ``mlp_mask.npy`` (structured pruning and 
 ``weight_masks.safetensors`` (magnitude pruning and its controls), ``pruning_log.json`` (see
 :mod:`attnpatterns.pruning.result`), ``importance.npz`` (structured) and ``manifest.json``. A finished run with the
 same fingerprint is reused, not recomputed; a folder holding anything else needs ``overwrite=True``.
+
+While structured or magnitude pruning runs, ``pruning_state.npz`` (:mod:`attnpatterns.pruning.checkpoint`) holds
+the state after its last finished step; rerunning the same command after a kill resumes from there (the manifest
+counts it in ``resumed``) and ends with the same masks and log as an uninterrupted run (only the steps' ``seconds``
+may differ). The state is removed once the run is complete. A control starts an unfinished run again from scratch:
+it is one draw and one scoring pass, with nothing to resume.
 """
 
 from __future__ import annotations
@@ -14,24 +20,25 @@ from pathlib import Path
 
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
+from attnpatterns.pruning.checkpoint import PRUNING_STATE_FILE, discard_checkpoint, load_checkpoint, save_checkpoint
 from attnpatterns.pruning.controls import CONTROL_KINDS, score_control
 from attnpatterns.pruning.evaluation import check_classifier
 from attnpatterns.pruning.finetune import autocast
-from attnpatterns.pruning.magnitude import MagnitudeConfig, magnitude_prune
+from attnpatterns.pruning.magnitude import MagnitudeConfig, MagnitudeState, magnitude_prune
 from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.runs import (
     PRUNING_RUN,
     base_model_name,
     fingerprint,
-    finish_manifest,
     model_identity,
-    prepare_run_folder,
-    start_manifest,
 )
-from attnpatterns.pruning.structured import StructuredConfig, structured_prune
+from attnpatterns.pruning.structured import ScheduleState, StructuredConfig, structured_prune
 from attnpatterns.pruning.tasks import Task
+from attnpatterns.runfolder import open_run_folder
 
 METHODS = ("structured", "magnitude", *CONTROL_KINDS)
+#: The step state of each method whose unfinished run continues from its last finished step (controls start again).
+RESUMABLE = {"structured": ScheduleState, "magnitude": MagnitudeState}
 
 #: Settings used for the built-in tasks by default: short texts, so a short max length (CPU-friendly).
 QUICK_MAX_LENGTH = 64
@@ -65,7 +72,9 @@ def run_pruning(
 ) -> PruningResult:
     """Prune ``loaded`` on ``task`` by ``method`` and save to ``out``; controls need ``reference`` (a pruning run).
 
-    ``mixed_precision`` (fp16 on CUDA, bf16) runs every forward pass under autocast.
+    ``mixed_precision`` (fp16 on CUDA, bf16) runs every forward pass under autocast. A structured or
+    magnitude run killed midway resumes from its last finished step when called again with the same arguments;
+    ``progress`` then receives only the steps computed in this call.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
@@ -93,10 +102,13 @@ def run_pruning(
     }
     precision = autocast(mixed_precision, model_device(loaded.model))
     fp = fingerprint(ident)
-    if prepare_run_folder(out, PRUNING_RUN, fp, overwrite):
+    folder = open_run_folder(out, PRUNING_RUN, fp, overwrite, resume=method in RESUMABLE)
+    if folder.reuse:
         return PruningResult.load(out)
-    manifest = start_manifest(
-        out, PRUNING_RUN, fp,
+    state_path = out / PRUNING_STATE_FILE
+    saved = load_checkpoint(state_path, fp) if folder.resume else None
+    resume = None if saved is None else RESUMABLE[method].from_checkpoint(*saved)
+    folder.start(
         {
             "method": method,
             "model": loaded.describe(),
@@ -112,10 +124,10 @@ def run_pruning(
         },
     )
     with precision:
-        if method == "structured":
-            result = structured_prune(loaded.model, loaded.tokenizer, task, config, progress)
-        elif method == "magnitude":
-            result = magnitude_prune(loaded.model, loaded.tokenizer, task, config, progress)
+        if method in RESUMABLE:
+            prune = structured_prune if method == "structured" else magnitude_prune
+            result = prune(loaded.model, loaded.tokenizer, task, config, progress, resume=resume,
+                           checkpoint=lambda state: save_checkpoint(state_path, fp, *state.to_checkpoint()))
         else:
             result = score_control(loaded.model, loaded.tokenizer, task, ref, method, seed,
                                    max_length=ref.config.get("max_length", 128),
@@ -124,6 +136,6 @@ def run_pruning(
                 for step in result.steps:
                     progress(step)
     result.save(out)
-    finish_manifest(out, manifest, full_score=result.full_score, final_score=result.final_score,
-                    final=result.subnetwork.summary())
+    folder.finish(full_score=result.full_score, final_score=result.final_score, final=result.subnetwork.summary())
+    discard_checkpoint(out)  # after "complete": a kill before this leaves a state that nothing reads
     return result

@@ -3,7 +3,8 @@
 A run folder is reused when it holds a *finished* run of the same kind with the same fingerprint (a hash of
 everything that decides its result: model weights, task examples, configuration, seed, masks); a folder holding
 anything else is only replaced with ``overwrite=True``. An unfinished run (killed midway) with the same
-fingerprint is started again from scratch: fine-tuning and pruning write their results only at the end.
+fingerprint is started again from scratch, except structured and magnitude pruning, which resume from their last
+finished step (see :mod:`attnpatterns.pruning.checkpoint`).
 """
 
 from __future__ import annotations

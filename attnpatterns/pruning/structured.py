@@ -14,18 +14,24 @@ gives the dev score (one forward + backward per step). ``importance_split``/``im
 importance on other (or fewer) examples instead, with a separate forward pass for the score. One deliberate
 difference from that code: after a failed step, the next phase ranks by the importance under the masks that passed,
 not under the rejected ones.
+
+Each step ends in a :class:`ScheduleState` (accepted masks, their score and importance, the phase, the log), which
+:func:`run_schedule` hands to a ``checkpoint`` callback and can resume from: the importance that ranks the next
+step is saved with the masks, so a resumed run assesses no finished step again and ends exactly like an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from torch import nn
 
 from attnpatterns.pruning.batches import encode
+from attnpatterns.pruning.checkpoint import save_then_report
 from attnpatterns.pruning.evaluation import predict, prepare_dev
 from attnpatterns.pruning.importance import ImportanceConfig, gate_gradients, normalize
 from attnpatterns.pruning.metrics import compute_metrics
@@ -125,6 +131,43 @@ def _least_important(importance: np.ndarray, mask: np.ndarray, n: int) -> list[i
     return order[:n].tolist()
 
 
+@dataclass(frozen=True)
+class ScheduleState:
+    """Where the schedule stands after a finished step: all it needs to continue exactly as if never stopped.
+
+    ``phase`` indexes ``config.phases``: the phase the next step belongs to (``len(phases)`` once every phase has
+    ended). The masks are the accepted ones (those of the last step that passed), with their dev ``score`` and the
+    importance computed under them, which ranks the components for the next step.
+    """
+
+    phase: int
+    head_mask: np.ndarray  # (L, H) float 0/1
+    mlp_mask: np.ndarray  # (L,)
+    head_importance: np.ndarray  # (L, H) under head_mask, mlp_mask
+    mlp_importance: np.ndarray  # (L,)
+    score: float
+    full_score: float
+    steps: tuple[dict, ...]
+
+    def to_checkpoint(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(meta, arrays)`` for :func:`attnpatterns.pruning.checkpoint.save_checkpoint`."""
+        meta = {"phase": self.phase, "score": self.score, "full_score": self.full_score, "steps": list(self.steps)}
+        arrays = {"head_mask": self.head_mask, "mlp_mask": self.mlp_mask, "head_importance": self.head_importance,
+                  "mlp_importance": self.mlp_importance}
+        return meta, arrays
+
+    @classmethod
+    def from_checkpoint(cls, meta: dict, arrays: dict[str, np.ndarray]) -> ScheduleState:
+        return cls(
+            phase=int(meta["phase"]),
+            score=float(meta["score"]),
+            full_score=float(meta["full_score"]),
+            steps=tuple(meta["steps"]),
+            **{name: np.asarray(arrays[name]) for name in
+               ("head_mask", "mlp_mask", "head_importance", "mlp_importance")},
+        )
+
+
 def run_schedule(
     assess: Assess,
     num_layers: int,
@@ -132,51 +175,66 @@ def run_schedule(
     config: StructuredConfig,
     metric: str = "score",
     progress: Callable[[dict], None] | None = None,
+    resume: ScheduleState | None = None,
+    checkpoint: Callable[[ScheduleState], None] | None = None,
 ) -> PruningResult:
-    """The s-pruning schedule over any scoring function (the model-free core, tested on synthetic scores)."""
-    head = np.ones((num_layers, num_heads), np.float32)
-    mlp = np.ones(num_layers, np.float32)
-    start = time.perf_counter()
-    full_score, head_imp, mlp_imp = assess(head, mlp)
-    check_full_score(full_score, metric, config.threshold)
-    target = config.threshold * full_score
-    steps = [_step(0, "full", full_score, True, head, mlp, [], [], time.perf_counter() - start)]
-    if progress:
-        progress(steps[-1])
-    score = full_score
-    for phase in config.phases:
-        n_heads = config.heads_per_step(head.size, phase)
+    """The s-pruning schedule over any scoring function (the model-free core, tested on synthetic scores).
+
+    After every finished step ``checkpoint`` receives the new :class:`ScheduleState`, then ``progress`` the step.
+    ``resume`` (a state passed to ``checkpoint`` by an earlier, interrupted run with the same inputs) continues
+    from there: the finished steps are not assessed again, and the result equals an uninterrupted run's.
+    """
+    if resume is None:
+        head = np.ones((num_layers, num_heads), np.float32)
+        mlp = np.ones(num_layers, np.float32)
+        start = time.perf_counter()
+        full_score, head_imp, mlp_imp = assess(head, mlp)
+        check_full_score(full_score, metric, config.threshold)
+        step = _step(0, "full", full_score, True, head, mlp, [], [], time.perf_counter() - start)
+        state = ScheduleState(0, head, mlp, head_imp, mlp_imp, float(full_score), float(full_score), (step,))
+        save_then_report(state, checkpoint, progress)
+    else:
+        state = resume
+        if state.head_mask.shape != (num_layers, num_heads) or not 0 <= state.phase <= len(config.phases):
+            raise ValueError(f"the saved pruning state (masks {state.head_mask.shape}, phase {state.phase}) does "
+                             f"not fit {num_layers} layers x {num_heads} heads and phases {config.phases}.")
+    target = config.threshold * state.full_score
+    while state.phase < len(config.phases):
+        phase = config.phases[state.phase]
+        n_heads = config.heads_per_step(state.head_mask.size, phase)
         n_mlps = config.mlps_per_phase_step(phase)
-        while True:
-            heads_out = _least_important(head_imp, head, n_heads) if n_heads else []
-            mlps_out = _least_important(mlp_imp, mlp, n_mlps) if n_mlps else []
-            if (n_heads and not heads_out) or (n_mlps and not mlps_out):
-                break  # nothing of the kind this phase prunes is left
-            new_head, new_mlp = head.copy(), mlp.copy()
-            new_head.reshape(-1)[heads_out] = 0
-            new_mlp[mlps_out] = 0
-            start = time.perf_counter()
-            new_score, new_head_imp, new_mlp_imp = assess(new_head, new_mlp)
-            passed = meets_target(new_score, target)
-            pruned = [[int(i) // num_heads, int(i) % num_heads] for i in heads_out]
-            steps.append(_step(len(steps), phase, new_score, passed, new_head, new_mlp, pruned, mlps_out,
-                               time.perf_counter() - start))
-            if progress:
-                progress(steps[-1])
-            if not passed:
-                break
-            head, mlp, score, head_imp, mlp_imp = new_head, new_mlp, new_score, new_head_imp, new_mlp_imp
+        heads_out = _least_important(state.head_importance, state.head_mask, n_heads) if n_heads else []
+        mlps_out = _least_important(state.mlp_importance, state.mlp_mask, n_mlps) if n_mlps else []
+        if (n_heads and not heads_out) or (n_mlps and not mlps_out):
+            # nothing of the kind this phase prunes is left (no step: the same is found again on resume)
+            state = replace(state, phase=state.phase + 1)
+            continue
+        new_head, new_mlp = state.head_mask.copy(), state.mlp_mask.copy()
+        new_head.reshape(-1)[heads_out] = 0
+        new_mlp[mlps_out] = 0
+        start = time.perf_counter()
+        new_score, new_head_imp, new_mlp_imp = assess(new_head, new_mlp)
+        passed = meets_target(new_score, target)
+        pruned = [[int(i) // num_heads, int(i) % num_heads] for i in heads_out]
+        step = _step(len(state.steps), phase, new_score, passed, new_head, new_mlp, pruned, mlps_out,
+                     time.perf_counter() - start)
+        if passed:
+            state = ScheduleState(state.phase, new_head, new_mlp, new_head_imp, new_mlp_imp, float(new_score),
+                                  state.full_score, (*state.steps, step))
+        else:  # the phase ends; the next starts again from the accepted masks
+            state = replace(state, phase=state.phase + 1, steps=(*state.steps, step))
+        save_then_report(state, checkpoint, progress)
     return PruningResult(
         method="structured",
         metric=metric,
         threshold=config.threshold,
-        full_score=float(full_score),
-        final_score=float(score),
-        subnetwork=Subnetwork(head, mlp),
-        steps=steps,
+        full_score=state.full_score,
+        final_score=state.score,
+        subnetwork=Subnetwork(state.head_mask, state.mlp_mask),
+        steps=list(state.steps),
         config=config.to_dict(),
-        head_importance=head_imp,
-        mlp_importance=mlp_imp,
+        head_importance=state.head_importance,
+        mlp_importance=state.mlp_importance,
     )
 
 
@@ -200,8 +258,14 @@ def structured_prune(
     task: Task,
     config: StructuredConfig | None = None,
     progress: Callable[[dict], None] | None = None,
+    resume: ScheduleState | None = None,
+    checkpoint: Callable[[ScheduleState], None] | None = None,
 ) -> PruningResult:
-    """s-prune a classifier fine-tuned on ``task``; returns the masks, scores and step log."""
+    """s-prune a classifier fine-tuned on ``task``; returns the masks, scores and step log.
+
+    ``checkpoint`` and ``resume`` are those of :func:`run_schedule`: the state after every step, and an interrupted
+    run's last state to continue from.
+    """
     from attnpatterns.models.adapter import get_adapter
 
     config = config or StructuredConfig()
@@ -226,4 +290,5 @@ def structured_prune(
         head_imp, mlp_imp = normalize(head_raw, mlp_raw, n_tokens, config.importance)
         return score, head_imp, mlp_imp
 
-    return run_schedule(assess, adapter.num_layers, adapter.num_heads, config, task.metric, progress)
+    return run_schedule(assess, adapter.num_layers, adapter.num_heads, config, task.metric, progress, resume,
+                        checkpoint)
