@@ -32,10 +32,11 @@ from attnpatterns.extraction.store import (
     prepare_resume,
     write_json,
 )
-from attnpatterns.runfolder import base_manifest, prepare_run_folder
 from attnpatterns.masks import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
+from attnpatterns.runfolder import base_manifest, prepare_run_folder
+from attnpatterns.runfolder import fingerprint as _fingerprint
 
 DTYPES = ("float16", "float32")
 
@@ -66,7 +67,7 @@ class ExtractionConfig:
         return asdict(self)
 
 
-def fingerprint(model: LoadedModel, config: ExtractionConfig, head_mask, mlp_mask, examples) -> str:
+def extraction_fingerprint(model: LoadedModel, config: ExtractionConfig, head_mask, mlp_mask, examples) -> str:
     """A hash of what decides the content of the run (not how fast it is made: batch and chunk sizes excluded)."""
     ident = {
         "model": [model.path, model.revision, type(model.model).__name__],
@@ -79,7 +80,7 @@ def fingerprint(model: LoadedModel, config: ExtractionConfig, head_mask, mlp_mas
             json.dumps([e.to_dict() for e in examples], ensure_ascii=False).encode()
         ).hexdigest(),
     }
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return _fingerprint(ident)
 
 
 def _segments(enc, j: int, n_real: int) -> list[int]:
@@ -144,7 +145,7 @@ def extract_maps(
         head_mask = check_head_mask(head_mask, L, H)
     if mlp_mask is not None:
         mlp_mask = check_mlp_mask(mlp_mask, L)
-    fp = fingerprint(model, config, head_mask, mlp_mask, examples)
+    fp = extraction_fingerprint(model, config, head_mask, mlp_mask, examples)
     resuming = prepare_run_folder(out, RUN_TYPE, fp, overwrite, resume_unfinished=True)
     if resuming:
         try:
