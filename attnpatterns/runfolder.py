@@ -178,6 +178,11 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
+def _is_temporary(path: Path) -> bool:
+    """A temporary file of :func:`atomic_write_bytes` (``.<name>.<random>.tmp``), left by a kill mid-write."""
+    return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 def check_output_folder(out: str | Path, run_type: str, fp: str | None, overwrite: bool = False) -> str:
     """Classify ``out`` for a run of ``run_type`` with fingerprint ``fp``, writing nothing.
 
@@ -188,8 +193,8 @@ def check_output_folder(out: str | Path, run_type: str, fp: str | None, overwrit
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"{out} exists and is not a folder; choose another --output.")
-    if not out.exists() or not any(out.iterdir()):
-        return "new"
+    if not out.exists() or all(_is_temporary(p) for p in out.iterdir()):
+        return "new"  # empty, or only what a kill during an atomic write left behind
     old = read_manifest(out)
     ours = old is not None and old.get("run_type") in RUN_TYPES
     same = ours and old.get("run_type") == run_type and (fp is None or old.get("fingerprint") == fp)

@@ -123,3 +123,12 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
 def test_fingerprint_ignores_key_order():
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2}) and len(fingerprint({})) == 16
+
+
+def test_a_folder_holding_only_a_torn_write_counts_as_empty(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".manifest.json.k2j3.tmp").write_text('{"run_ty')  # killed while writing the first manifest
+    assert check_output_folder(tmp_path / "r", "pruning", "abc") == "new"
+    (tmp_path / "r" / "notes.tmp").write_text("a user's file")
+    with pytest.raises(RunExistsError):
+        check_output_folder(tmp_path / "r", "pruning", "abc")

@@ -96,6 +96,7 @@ def prune(
     """Prune a fine-tuned model; write head_mask.npy / mlp_mask.npy (or weight masks) and pruning_log.json."""
     from attnpatterns.extraction import RunExistsError
     from attnpatterns.models import load_model
+    from attnpatterns.pruning.checkpoint import PRUNING_STATE_FILE
     from attnpatterns.pruning.importance import ImportanceConfig
     from attnpatterns.pruning.prune import METHODS, default_config, run_pruning
     from attnpatterns.pruning.runs import read_manifest
@@ -132,6 +133,8 @@ def prune(
             if not quiet:
                 typer.echo(_describe(step, target), err=True)
 
+        if not quiet and (out / PRUNING_STATE_FILE).is_file():
+            typer.echo(f"resuming the unfinished run in {out} after its last finished step", err=True)
         result = run_pruning(loaded, spec, out, method, config, seed, reference, overwrite, progress,
                              manifest_extra={"finetune_run": manifest.get("fingerprint")},
                              mixed_precision=mixed_precision)

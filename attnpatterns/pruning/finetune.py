@@ -34,16 +34,11 @@ from attnpatterns.pruning.runs import (
     FINETUNE_RUN,
     METRICS_FILE,
     base_model_name,
-    fingerprint,
-    finish_manifest,
     model_identity,
-    prepare_run_folder,
-    read_manifest,
-    start_manifest,
-    write_json,
 )
 from attnpatterns.pruning.subnetwork import Subnetwork
 from attnpatterns.pruning.tasks import Task, limit_examples
+from attnpatterns.runfolder import fingerprint, open_run_folder, read_manifest, write_json
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -201,11 +196,12 @@ def finetune(
         old = read_manifest(out)
         if old and old.get("fingerprint") == fp and old.get("status") == "complete" and not overwrite:
             return FinetuneResult.load(out)
-    elif prepare_run_folder(out, FINETUNE_RUN, fp, overwrite):
-        return FinetuneResult.load(out)
-    manifest = {} if _rank() != 0 else start_manifest(
-        out, FINETUNE_RUN, fp,
-        {
+    else:
+        folder = open_run_folder(out, FINETUNE_RUN, fp, overwrite)  # an unfinished run starts again
+        if folder.reuse:
+            return FinetuneResult.load(out)
+    if _rank() == 0:
+        folder.start({
             "model": loaded.describe(),
             "base_model": base_model_name(loaded),
             "model_identity": ident["model"],
@@ -216,8 +212,7 @@ def finetune(
             "world_size": world,
             "held_off": sub.summary(),
             **(manifest_extra or {}),
-        },
-    )
+        })
     regression = task.is_regression
     features = encode(loaded.tokenizer, train_examples, config.max_length, regression)
     pad = loaded.tokenizer.pad_token_id or 0
@@ -280,7 +275,8 @@ def finetune(
         "train_runtime": state.metrics.get("train_runtime"),
     }
     write_json(out / METRICS_FILE, metrics)
-    finish_manifest(out, manifest, dev_score=scores[task.metric])
+    if _rank() == 0:
+        folder.finish(dev_score=scores[task.metric])
     return FinetuneResult(out, scores.metrics, task.metric, config, seconds)
 
 

@@ -10,14 +10,12 @@ finished step (see :mod:`attnpatterns.pruning.checkpoint`).
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 
-from attnpatterns.constants import MANIFEST_FILE, PRUNING_LOG_FILE
-from attnpatterns.runfolder import write_json
-from attnpatterns.runfolder import RunExistsError, base_manifest, prepare_run_folder, read_manifest
+from attnpatterns.constants import PRUNING_LOG_FILE
 from attnpatterns.models.loading import LoadedModel
+from attnpatterns.runfolder import RunExistsError, fingerprint, prepare_run_folder, read_manifest, write_json
 
 FINETUNE_RUN = "finetune"
 PRUNING_RUN = "pruning"
@@ -38,10 +36,6 @@ __all__ = [
     "read_manifest",
     "write_json",
 ]
-
-
-def fingerprint(ident: dict) -> str:
-    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=32)
@@ -72,17 +66,3 @@ def base_model_name(loaded: LoadedModel) -> str:
     if manifest and manifest.get("run_type") == FINETUNE_RUN:
         return manifest.get("base_model") or (manifest.get("model") or {}).get("name") or loaded.name
     return loaded.name
-
-
-def start_manifest(out: Path, run_type: str, fp: str, extra: dict) -> dict:
-    manifest = base_manifest(run_type, extra={"fingerprint": fp, "status": "running", **extra})
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / MANIFEST_FILE, manifest)
-    return manifest
-
-
-def finish_manifest(out: Path, manifest: dict, **extra) -> dict:
-    manifest.update(extra)
-    manifest["status"] = "complete"
-    write_json(out / MANIFEST_FILE, manifest)
-    return manifest
