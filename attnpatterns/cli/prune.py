@@ -75,9 +75,12 @@ def prune(
                                              "the number of tokens.")] = True,
     global_norm: Annotated[bool, typer.Option("--global-norm/--no-global-norm", help="Min-max scale importance "
                                               "over the model.")] = True,
-    per_example: Annotated[bool, typer.Option("--per-example/--per-batch", help="|gradient| per example "
-                                              "(definition) or per batch.")] = True,
-    batch_size: Annotated[int, typer.Option(help="Examples per forward pass (speed only).")] = 32,
+    importance_variant: Annotated[str, typer.Option(help="How gradients become importance: per_example (default), "
+                                                    "bertology (as Prasanna et al.'s masks) or michel.")] = (
+        "per_example"
+    ),
+    batch_size: Annotated[int, typer.Option(help="Examples per forward pass (speed only, except for the bertology "
+                                                 "and michel importance variants).")] = 32,
     mixed_precision: Annotated[str, typer.Option(help="Forward passes under autocast: no, fp16 (CUDA) or bf16.")] = (
         "no"
     ),
@@ -118,7 +121,7 @@ def prune(
                 phases=tuple(p.strip() for p in phases.split(",") if p.strip()), max_dev_examples=max_dev_examples,
                 importance_split=importance_split, importance_examples=importance_examples, batch_size=batch_size,
                 importance=ImportanceConfig(normalize_heads_by_layer=layer_norm, normalize_mlps_by_tokens=token_norm,
-                                            normalize_global=global_norm, per_example=per_example),
+                                            normalize_global=global_norm, variant=importance_variant),
             )
         elif method == "magnitude":
             config = default_config(method, spec, threshold=threshold, amount=amount, max_steps=max_steps,

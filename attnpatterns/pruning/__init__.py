@@ -5,7 +5,8 @@ One concept per module:
 - ``gates``: head/MLP gates installed with hooks (fixed masks, or differentiable for importance);
 - ``tasks`` / ``metrics``: labelled tasks (built-in, GLUE, user files) and their GLUE metrics;
 - ``finetune``: the Hugging Face Trainer on a task (paper and quick presets, masks held off for re-fine-tuning);
-- ``importance``: per-example |∂L/∂gate| of every head and MLP with the paper's normalisations;
+- ``importance``: |∂L/∂gate| of every head and MLP (per example, or as the bertology or Michel et al. code)
+  with the paper's normalisations;
 - ``structured`` / ``magnitude``: s-pruning and m-pruning with the 0.9 x full-score stop rule;
 - ``controls``: random and "bad" subnetworks of the same size;
 - ``surgery``: physical removal of heads and MLPs (keeping original head ids) and loading such checkpoints;

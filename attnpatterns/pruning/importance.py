@@ -1,17 +1,50 @@
-"""Importance of heads and MLPs (Michel et al. 2019): |∂L/∂ξ| accumulated over a dataset.
+"""Importance of heads and MLPs: |∂L/∂ξ| accumulated over a dataset, in one of three variants.
 
 ξ_{l,h} is head h's gate in layer l and ν_l the MLP gate of :mod:`attnpatterns.pruning.gates`, both at their current
-mask values (1 kept, 0 masked). The importance of a component is ``Σ_x |∂L(x)/∂ξ|`` over the examples x, as in the
-definition (with ``per_example=False``, the absolute value is taken per batch of the mean loss instead, which is
-what the paper's code computes when its batch size is above 1).
+mask values (1 kept, 0 masked). The gate of head h multiplies its context vectors c_t (one per token t, before W_O),
+so ``∂L/∂ξ = Σ_t <c_t, ∂L/∂(ξ c)_t>``; the MLP gate multiplies the FFN output the same way. The variants differ in
+*where the absolute value is taken* and over which loss (sums run over the examples x and their non-padding tokens
+t; N_tok is the number of those tokens):
 
-Per-example gradients come from one ordinary backward pass per batch: the gradient of a scalar gate that multiplies
-a tensor c is ``<c, ∂L/∂(ξ c)>``, summed over that example's tokens and the head's features, and in an encoder one
-example's loss depends on its own rows only. Hooks capture c before the gate and ``∂L/∂(ξ c)`` after it. Model
-parameters are frozen during the pass, so backward computes no weight gradients.
+``per_example`` (the default; the project's own choice)
+    I = Σ_x |∂L(x)/∂ξ|, with L(x) the loss of one example. The absolute value of each example's gradient, so it
+    does not depend on batching, order or padding (examples are sorted by length for speed only).
 
-The paper's normalisation is the default, each part an option: head scores divided by the L2 norm of their layer,
-MLP scores divided by the number of (non-padding) tokens, then both min-max scaled to [0, 1] over the whole model.
+``bertology``
+    The exact accumulation of ``compute_heads_importance`` in Hugging Face's bertology script
+    (huggingface/transformers, ``examples/research_projects/bertology/run_bertology.py``, in the releases that still
+    had ``head_mask``, up to 4.49), on which Prasanna et al.'s code is built. With batches B_1, B_2, ... in the
+    listed order (no sorting) and the batch-mean loss L̄_k = (1/|B_k|) Σ_{x∈B_k} L(x), the script never zeroes
+    ``head_mask.grad``, so after batch k the gradient is the running total G_k = Σ_{j<=k} ∂L̄_j/∂ξ and
+    ``head_importance += head_mask.grad.abs()`` adds its absolute value: I = (1/N_tok) Σ_k |G_k|
+    (``head_importance /= tot_tokens``, where ``tot_tokens`` sums the attention masks). The scores depend on the batch
+    size and the order of the examples; Prasanna et al. ran it with ``--batch_size 64`` over the dev set in file
+    order. MLPs are scored the same way, as in Prasanna et al.'s ``compute_heads_mlps_importance``
+    (sai-prasanna/bert-experiments, ``src/find_head_mlp_masks.py``), which divides the MLP scores (and not the head
+    scores) by the token count; head scores are divided as in the Hugging Face script, which changes nothing once
+    they are normalised per layer.
+
+``michel``
+    Michel et al. (2019)'s head importance, I_h = E_x |∂L(x)/∂ξ_h| = E_x |Att_h(x)ᵀ ∂L(x)/∂Att_h(x)|, as their code
+    computes it (``calculate_head_importance`` in pmichel31415/pytorch-pretrained-BERT, ``examples/classifier_eval.py``,
+    used by pmichel31415/are-16-heads-really-better-than-1): the absolute value is taken per *token*,
+    I = (1/N_tok) Σ_k Σ_{x∈B_k} Σ_t |<c_t, ∂L̄_k/∂(ξ c)_t>|, with the batch-mean loss L̄_k of the code (a factor
+    1/|B_k| per example, which layer normalisation removes when all batches are full). Differences from that code:
+    examples in listed order (the code samples them at random, which changes only which examples share the
+    smaller last batch); every layer divided by N_tok (the code divides the last layer by the number of examples
+    instead, which the per-layer normalisation cancels); the derivative with respect to the gate, c·∂L/∂(ξc), also
+    at masked heads (the code's product of the masked context and its gradient is 0 there); the default global
+    min-max scaling, which the code does not do (``normalize_global=False`` matches it; min-max keeps the ranking);
+    and MLP gates scored the same way (the paper has no MLP scores).
+
+Per-example and per-token gradients come from one ordinary backward pass per batch: hooks capture c before the gate
+and ``∂L/∂(ξ c)`` after it, and in an encoder one example's loss depends on its own rows only. Model parameters are
+frozen during the pass, so backward computes no weight gradients.
+
+Normalisation (each part an option, defaults as in Prasanna et al.'s code): head scores divided by the L2 norm of
+their layer (plus 1e-20), MLP scores divided by the number of (non-padding) tokens, then heads and MLPs each min-max
+scaled to [0, 1] over the whole model. ``bertology`` and ``michel`` also divide head scores by the token count first,
+as their code does.
 """
 
 from __future__ import annotations
@@ -32,25 +65,60 @@ from attnpatterns.pruning.evaluation import check_classifier
 from attnpatterns.pruning.gates import Gates
 from attnpatterns.pruning.subnetwork import Subnetwork, weights_zeroed
 
+#: Importance variants (see the module docstring): name -> one-line summary, for option help.
+VARIANTS = {
+    "per_example": "Σ_x |∂L(x)/∂ξ| per example (the project's default)",
+    "bertology": "Hugging Face run_bertology.py / Prasanna et al.: |running total of batch-mean gradients|",
+    "michel": "Michel et al. 2019: |gradient| per token, batch-mean loss, / tokens",
+}
+DEFAULT_VARIANT = "per_example"
+_HEADS_BY_TOKENS = ("bertology", "michel")  # variants whose code divides head scores by the token count
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"importance variant must be one of {', '.join(VARIANTS)}, not {variant!r}.")
+    return variant
+
 
 @dataclass(frozen=True)
 class ImportanceConfig:
-    """How raw gradient magnitudes become importance scores (defaults: the paper's)."""
+    """How importance is accumulated (``variant``) and normalised (defaults: as in Prasanna et al.'s code)."""
 
     normalize_heads_by_layer: bool = True  # divide each layer's head scores by their L2 norm
     normalize_mlps_by_tokens: bool = True  # divide MLP scores by the number of tokens seen
     normalize_global: bool = True  # min-max scale heads (and, separately, MLPs) to [0, 1]
-    per_example: bool = True  # |gradient| per example (the definition); False: per batch of the mean loss
+    variant: str = DEFAULT_VARIANT  # per_example, bertology or michel (module docstring)
+
+    def __post_init__(self) -> None:
+        check_variant(self.variant)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.variant == DEFAULT_VARIANT:
+            # written as before variants existed, so finished runs keep their fingerprint and are reused
+            del out["variant"]
+            out["per_example"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ImportanceConfig:
+        data = dict(data)
+        if "per_example" in data:  # the setting before variants existed
+            if not data.pop("per_example"):
+                raise ValueError(
+                    "importance per_example=False (|gradient| per batch) no longer exists; variant='bertology' "
+                    "computes exactly what the bertology script does."
+                )
+            data.setdefault("variant", DEFAULT_VARIANT)
+        return cls(**data)
 
 
 @dataclass
 class Importance:
     head: np.ndarray  # (L, H) normalised scores over original head ids
     mlp: np.ndarray  # (L,)
-    head_raw: np.ndarray  # (L, H) accumulated |gradients|, before normalisation
+    head_raw: np.ndarray  # (L, H) accumulated |gradients| (see the variant), before any division
     mlp_raw: np.ndarray  # (L,)
     n_examples: int
     n_tokens: int
@@ -62,6 +130,8 @@ def normalize(head_raw: np.ndarray, mlp_raw: np.ndarray, n_tokens: int, config: 
     """Apply the configured normalisations; returns ``(head, mlp)`` float64 arrays."""
     head = np.asarray(head_raw, np.float64).copy()
     mlp = np.asarray(mlp_raw, np.float64).copy()
+    if config.variant in _HEADS_BY_TOKENS and n_tokens > 0:
+        head /= n_tokens  # head_importance /= tot_tokens
     if config.normalize_mlps_by_tokens and n_tokens > 0:
         mlp /= n_tokens
     if config.normalize_heads_by_layer:
@@ -91,13 +161,18 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 
 
 class _GateGradients:
-    """Hooks that turn one backward pass into per-example gradients of every head and MLP gate."""
+    """Hooks that turn one backward pass into per-example gradients of every head and MLP gate.
 
-    def __init__(self, model: nn.Module):
+    With ``per_token`` each example gets the sum over its tokens of |that token's share of the gradient|
+    (non-negative) instead of its signed gradient.
+    """
+
+    def __init__(self, model: nn.Module, per_token: bool = False):
         self.adapter = get_adapter(model)
+        self.per_token = per_token
         L, H = self.adapter.num_layers, self.adapter.num_heads
         self.L, self.H = L, H
-        self.head: torch.Tensor | None = None  # (B, L, H) signed per-example gradients of the current batch
+        self.head: torch.Tensor | None = None  # (B, L, H) per-example gradients of the current batch
         self.mlp: torch.Tensor | None = None  # (B, L)
         self._raw: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -131,8 +206,9 @@ class _GateGradients:
 
                 def grad_hook(grad):  # grad: (B, T, H_cur * d) = ∂L/∂(ξ c)
                     B, T, _ = grad.shape
-                    per = (raw * grad).view(B, T, len(ids), -1).sum(dim=(1, 3))  # (B, H_cur)
-                    self.head[:, layer, ids] += per.double()
+                    per = (raw * grad).view(B, T, len(ids), -1).sum(-1)  # (B, T, H_cur): each token's share
+                    per = per.abs() if self.per_token else per  # padding rows get no gradient: they add 0
+                    self.head[:, layer, ids] += per.sum(1).double()  # (B, H_cur)
 
                 gated.register_hook(grad_hook)
 
@@ -149,8 +225,10 @@ class _GateGradients:
             raw = self._raw.pop(("mlp", layer))
             if output.requires_grad:
 
-                def grad_hook(grad):
-                    self.mlp[:, layer] += (raw * grad).sum(dim=(1, 2)).double()  # (B,)
+                def grad_hook(grad):  # grad: (B, T, hidden)
+                    per = (raw * grad).sum(-1)  # (B, T)
+                    per = per.abs() if self.per_token else per
+                    self.mlp[:, layer] += per.sum(1).double()  # (B,)
 
                 output.register_hook(grad_hook)
 
@@ -169,20 +247,28 @@ def gate_gradients(
     num_labels: int,
     subnetwork: Subnetwork | None = None,
     batch_size: int = 32,
-    per_example: bool = True,
+    variant: str = DEFAULT_VARIANT,
     pad_token_id: int = 0,
     progress: Callable[[int], None] | None = None,
 ):
-    """Accumulate |∂L/∂gate| over ``features``; returns ``(head_raw, mlp_raw, n_tokens, logits, mean_loss)``."""
+    """Accumulate |∂L/∂gate| over ``features`` as ``variant`` does (module docstring).
+
+    Returns ``(head_raw, mlp_raw, n_tokens, logits, mean_loss)``: the sums before any division, the number of
+    non-padding tokens, the logits in example order and the mean loss per example.
+    """
+    check_variant(variant)
     sub = subnetwork or Subnetwork()
     adapter = get_adapter(model)
     L, H = adapter.num_layers, adapter.num_heads
     device = model_device(model)
     head_raw = torch.zeros(L, H, dtype=torch.float64, device=device)
     mlp_raw = torch.zeros(L, dtype=torch.float64, device=device)
+    head_running = torch.zeros_like(head_raw)  # bertology: the never-zeroed head_mask.grad
+    mlp_running = torch.zeros_like(mlp_raw)
     logits_out: list[tuple[np.ndarray, np.ndarray]] = []
     n_tokens, total_loss = 0, 0.0
-    capture = _GateGradients(model)
+    capture = _GateGradients(model, per_token=variant == "michel")
+    mean_loss = variant != "per_example"  # the reference code backpropagates the batch-mean loss
     was_training = model.training
     model.eval()  # dropout off: importance of the model as it is used
     try:
@@ -192,18 +278,24 @@ def gate_gradients(
             if sub.weight_masks is not None:
                 stack.enter_context(weights_zeroed(model, sub.weight_masks))
             capture.install(stack)
-            for idx, batch in iterate_batches(features, batch_size, device, pad_token_id):
+            batches = iterate_batches(features, batch_size, device, pad_token_id, sort_by_length=not mean_loss)
+            for idx, batch in batches:
                 labels = batch.pop("labels")
                 capture.start_batch(len(idx), device)
                 logits = model(**batch).logits
                 loss = _loss_sum(logits, labels, num_labels)
-                loss.backward()
-                if per_example:
+                (loss / len(idx) if mean_loss else loss).backward()
+                if variant == "per_example":
                     head_raw += capture.head.abs().sum(0)
                     mlp_raw += capture.mlp.abs().sum(0)
-                else:  # |∂(mean loss of the batch)/∂ξ|, as the reference code with batch size > 1
-                    head_raw += (capture.head.sum(0) / len(idx)).abs()
-                    mlp_raw += (capture.mlp.sum(0) / len(idx)).abs()
+                elif variant == "bertology":  # head_importance += head_mask.grad.abs(), grad never zeroed
+                    head_running += capture.head.sum(0)
+                    mlp_running += capture.mlp.sum(0)
+                    head_raw += head_running.abs()
+                    mlp_raw += mlp_running.abs()
+                else:  # michel: already Σ over tokens of |per-token share|
+                    head_raw += capture.head.sum(0)
+                    mlp_raw += capture.mlp.sum(0)
                 n_tokens += int(batch["attention_mask"].sum())
                 total_loss += float(loss.detach())
                 logits_out.append((idx, logits.detach().float().cpu().numpy()))
@@ -228,7 +320,11 @@ def compute_importance(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> Importance:
-    """Head and MLP importance of ``model`` (with ``subnetwork`` masked) over labelled ``examples``."""
+    """Head and MLP importance of ``model`` (with ``subnetwork`` masked) over labelled ``examples``.
+
+    ``batch_size`` is speed only for the ``per_example`` variant; the ``bertology`` and ``michel`` scores depend on
+    it (and on the order of ``examples``), as in their reference code.
+    """
     if not examples:
         raise InputError("importance needs at least one labelled example.")
     check_classifier(model, num_labels, "importance scoring")
@@ -236,7 +332,7 @@ def compute_importance(
         raise InputError("importance needs labelled examples (the loss needs a label).")
     features = encode(tokenizer, examples, max_length, regression=num_labels == 1)
     head_raw, mlp_raw, n_tokens, logits, loss = gate_gradients(
-        model, features, num_labels, subnetwork, batch_size, config.per_example, tokenizer.pad_token_id or 0, progress
+        model, features, num_labels, subnetwork, batch_size, config.variant, tokenizer.pad_token_id or 0, progress
     )
     head, mlp = normalize(head_raw, mlp_raw, n_tokens, config)
     return Importance(head, mlp, head_raw, mlp_raw, len(examples), n_tokens, logits, loss)

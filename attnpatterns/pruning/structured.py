@@ -78,7 +78,7 @@ class StructuredConfig:
     phases: tuple[str, ...] = PHASES
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
     max_length: int = 128
-    batch_size: int = 32  # speed only
+    batch_size: int = 32  # speed only, except for the bertology and michel importance variants
     max_dev_examples: int | None = None  # first N dev examples (all when None)
     importance_split: str = "dev"
     importance_examples: int | None = None  # first N examples of importance_split (all when None)
@@ -115,7 +115,7 @@ class StructuredConfig:
     @classmethod
     def from_dict(cls, data: dict) -> StructuredConfig:
         data = dict(data)
-        data["importance"] = ImportanceConfig(**data.get("importance", {}))
+        data["importance"] = ImportanceConfig.from_dict(data.get("importance", {}))
         data["phases"] = tuple(data.get("phases", PHASES))
         return cls(**data)
 
@@ -281,7 +281,7 @@ def structured_prune(
     def assess(head_mask: np.ndarray, mlp_mask: np.ndarray):
         sub = Subnetwork(head_mask, mlp_mask)
         head_raw, mlp_raw, n_tokens, logits, _ = gate_gradients(
-            model, imp_features, task.num_labels, sub, config.batch_size, config.importance.per_example, pad
+            model, imp_features, task.num_labels, sub, config.batch_size, config.importance.variant, pad
         )
         if not combined:
             with sub.applied(model):

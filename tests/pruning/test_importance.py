@@ -103,9 +103,9 @@ def test_batching_does_not_change_per_example_importance(tokenizer):
     many = compute_importance(model, tokenizer, _examples(), 2, batch_size=4)
     np.testing.assert_allclose(one.head_raw, many.head_raw, rtol=1e-9)
     np.testing.assert_allclose(one.logits, many.logits, rtol=1e-6)
-    per_batch = compute_importance(model, tokenizer, _examples(), 2, batch_size=5,
-                                   config=ImportanceConfig(per_example=False))
-    assert np.all(per_batch.head_raw <= one.head_raw / 5 + 1e-12)  # |mean| <= mean of |.|
+    michel = compute_importance(model, tokenizer, _examples(), 2, batch_size=1,
+                                config=ImportanceConfig(variant="michel"))
+    assert np.all(one.head_raw <= michel.head_raw + 1e-12)  # |Σ_t .| <= Σ_t |.|
 
 
 def test_parameters_are_left_as_they_were(tokenizer):
@@ -128,6 +128,19 @@ def test_normalisations():
     np.testing.assert_allclose(mlp, [0.0, 1.0])
     head, _ = normalize(head_raw, mlp_raw, 10, ImportanceConfig(normalize_heads_by_layer=False))
     np.testing.assert_allclose(head, head_raw / 4)
+
+
+def test_config_variants_and_old_settings():
+    assert ImportanceConfig().to_dict() == {"normalize_heads_by_layer": True, "normalize_mlps_by_tokens": True,
+                                            "normalize_global": True, "per_example": True}  # as before variants
+    for variant in ("per_example", "bertology", "michel"):
+        config = ImportanceConfig(variant=variant, normalize_global=False)
+        assert ImportanceConfig.from_dict(config.to_dict()) == config
+    assert ImportanceConfig.from_dict({"per_example": True}) == ImportanceConfig()
+    with pytest.raises(ValueError, match="variant='bertology'"):
+        ImportanceConfig.from_dict({"per_example": False})
+    with pytest.raises(ValueError, match="per_example, bertology, michel"):
+        ImportanceConfig(variant="paper")
 
 
 def test_bad_inputs(tokenizer):
