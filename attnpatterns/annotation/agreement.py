@@ -17,7 +17,7 @@ import numpy as np
 
 from attnpatterns.annotation.corpus import LabelRow, effective_label_rows
 from attnpatterns.annotation.selection import disagreements, last_rows_by_pass
-from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import HEAD_KINDS, PATTERN_TYPES
 
 
 @dataclass
@@ -75,7 +75,7 @@ def pass_agreement(rows: Sequence[LabelRow], index: Sequence[Mapping]) -> dict[s
     pairs = pass_pairs(rows)
     open_cases = disagreements(rows)
     out = {}
-    for scope in (*MAP_KINDS, "all"):
+    for scope in (*HEAD_KINDS, "all"):  # the annotated kinds
         ids = [m for m in pairs if scope == "all" or kind_of.get(m) == scope]
         out[scope] = _agreement(scope, [pairs[m] for m in ids], sum(1 for m in open_cases if m in ids))
     return out
@@ -85,7 +85,7 @@ def label_counts(rows: Sequence[LabelRow], index: Sequence[Mapping]) -> dict[str
     """``{kind: {type: n, ..., "total": n, "unlabelled": n}}`` of effective labels."""
     labels = effective_label_rows(rows)
     out: dict[str, dict[str, int]] = {}
-    for kind in MAP_KINDS:
+    for kind in HEAD_KINDS:  # the annotated kinds
         ids = [m["map_id"] for m in index if m["kind"] == kind]
         counts = {t: sum(1 for m in ids if m in labels and labels[m].label == t) for t in PATTERN_TYPES}
         counts["total"] = sum(counts.values())

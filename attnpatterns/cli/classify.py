@@ -16,7 +16,7 @@ import typer
 from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, QuietOpt, fail
 from attnpatterns.cli.progress import progress_bar
 from attnpatterns.cli.train import check_kind
-from attnpatterns.constants import MANIFEST_FILE
+from attnpatterns.constants import CLASSIFIER_KIND, MANIFEST_FILE
 
 
 def _is_extraction_run(path: Path) -> bool:
@@ -79,10 +79,14 @@ def classify(
         if _is_extraction_run(run_dir):
             run = open_run(run_dir)
             needed = wanted or (tuple(given) if checkpoint else run.kinds)
-            classifiers = {k: given.get(k) or load_classifier(None, kind=k, device=torch_device) for k in needed}
+            # a layer-level kind is labelled by the shipped classifier of its family (CLASSIFIER_KIND: row-stochastic
+            # kinds by the raw one, norm maps by the normed one) unless a checkpoint of its own kind is given
+            defaults = {c: given.get(c) or load_classifier(None, kind=c, device=torch_device)
+                        for c in {CLASSIFIER_KIND[k] for k in needed if k not in given}}
+            classifiers = {k: given.get(k) or defaults[CLASSIFIER_KIND[k]] for k in needed}
             folder = open_run_folder(output, RUN_TYPE, classification_fingerprint(
                 run.manifest.get("fingerprint"), classifiers, needed), overwrite)
-            total = len(run.examples) * len(run.heads) * len([k for k in needed if k in run.kinds])
+            total = run.n_maps(needed)
             with progress_bar(total, quiet, "classifying", unit="map") as bar:
                 table = classify_run(
                     run, classifiers, batch_size=batch_size, kinds=needed, progress=bar.update if bar else None

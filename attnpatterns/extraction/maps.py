@@ -8,6 +8,13 @@ per-token norms (batch × heads × T) are computed, from the value projection ca
 head's d × d Gram matrix W_O^hᵀ W_O^h.
 
 Masked heads (head mask 0) produce no map; heads keep their original (layer, head) ids even after surgery.
+
+The same hooks also produce the layer-level context-mixing kinds of :data:`~attnpatterns.constants.LAYER_KINDS`
+(rollout, resln, alti, valuezero; the maths is in :mod:`attnpatterns.extraction.mixing`): one (B, 1, T, T) map per
+layer, for every layer (a layer whose heads are all masked still mixes through its residual). Rollout needs only
+α; resln and alti also read the layer input and the attention block's LayerNorm input and output, captured in the
+same forward pass; value zeroing replays each layer on the input captured in that pass (T + 1 sequences per
+example in one batched call of the layer).
 """
 
 from __future__ import annotations
@@ -18,14 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnpatterns.constants import MAP_KINDS
+from attnpatterns.constants import HEAD_KINDS, LAYER_KINDS, MAP_KINDS
+from attnpatterns.extraction import mixing
 from attnpatterns.models.adapter import get_adapter
 from attnpatterns.pruning.gates import Gates
 
 
 @dataclass
 class LayerMaps:
-    """Maps of one layer for one batch: ``maps[kind]`` is (B, H_kept, T, T); ``head_ids`` are original ids."""
+    """Maps of one layer for one batch: ``maps[kind]`` is (B, H_kept, T, T) for raw and normed, (B, 1, T, T) for
+    the layer-level kinds; ``head_ids`` are the original ids of the kept heads."""
 
     head_ids: list[int]
     maps: dict[str, torch.Tensor]
@@ -44,7 +53,7 @@ class MapCapture:
     def __init__(
         self,
         model: nn.Module,
-        kinds: tuple[str, ...] = MAP_KINDS,
+        kinds: tuple[str, ...] = HEAD_KINDS,
         head_mask: np.ndarray | None = None,
         mlp_mask: np.ndarray | None = None,
     ):
@@ -67,10 +76,17 @@ class MapCapture:
         self._grams: dict[int, torch.Tensor] = {}
         self._out: list[LayerMaps | None] = [None] * self.adapter.num_layers
         self._handles: list = []
+        self._layer_kinds = tuple(k for k in self.kinds if k in LAYER_KINDS)
+        self._need_values = "normed" in self.kinds or bool({"resln", "alti"} & set(self.kinds))
+        self._pending: dict[int, dict] = {}  # per layer: what the LayerNorm hook needs from the attention hook
+        self._rolled: dict[str, torch.Tensor | None] = {}  # running rollout products (rollout, alti)
+        self._lengths: list[int] | None = None
+        self._replaying = False  # inside a value-zeroing replay: the capture hooks stand aside
 
     def _value_hook(self, layer: int):
         def hook(module, args, output):
-            self._values[layer] = output.detach()
+            if not self._replaying:
+                self._values[layer] = output.detach()
 
         return hook
 
@@ -79,21 +95,26 @@ class MapCapture:
         w_out_module = self.adapter.layer(layer).attn_out
 
         def hook(module, args, output):
+            if self._replaying:
+                return None
             probs = output[1]
             if probs is None:
                 raise RuntimeError(
                     "the model returned no attention probabilities; load it with attn_implementation='eager' "
                     "(attnpatterns.models.load_model does)."
                 )
+            if layer == 0:  # a new forward pass: restart the rollout products
+                self._rolled = {}
             pos = self.positions[layer]
             value_out = self._values.pop(layer, None)
+            alpha = probs.detach()
+            if len(pos) != alpha.shape[1]:  # some heads masked: keep only the others
+                alpha = alpha.index_select(1, torch.as_tensor(pos, device=probs.device, dtype=torch.long))
+            alpha = alpha.float() if alpha.dtype != torch.float64 else alpha  # (B, Hk, T, T)
+            self._layer_maps(layer, alpha, args[0].detach(), value_out)
             if not pos:
                 self._out[layer] = LayerMaps([], {})
                 return None
-            alpha = probs.detach()
-            if len(pos) != alpha.shape[1]:  # some heads masked: keep only the others
-                alpha = alpha.index_select(1, torch.as_tensor(pos, device=probs.device))
-            alpha = alpha.float()  # (B, Hk, T, T)
             maps = {}
             if "raw" in self.kinds:
                 maps["raw"] = alpha
@@ -109,15 +130,91 @@ class MapCapture:
 
         return hook
 
+    # -- layer-level kinds ---------------------------------------------------------------------------------------
+    def _layer_maps(self, layer: int, alpha: torch.Tensor, x: torch.Tensor, value_out: torch.Tensor | None) -> None:
+        """Rollout now; leave what resln and alti need for the LayerNorm hook, which sees y_i and x̃_i."""
+        done: dict[str, torch.Tensor] = {}
+        if "rollout" in self.kinds:
+            self._rolled["rollout"] = mixing.roll(mixing.rollout_layer(alpha), self._rolled.get("rollout"))
+            done["rollout"] = self._rolled["rollout"]
+        self._pending[layer] = {"alpha": alpha, "x": x, "value": value_out, "maps": done}
+
+    def _norm_hook(self, layer: int):
+        mods = self.adapter.layer(layer)
+        head_dim = self.adapter.head_dim
+
+        def hook(module, args, output):
+            if self._replaying:
+                return None
+            pending = self._pending[layer]
+            maps = pending["maps"]
+            if "resln" in self.kinds or "alti" in self.kinds:
+                alpha = pending["alpha"]
+                dtype = alpha.dtype
+                gamma = module.weight.detach().to(dtype)
+                f = mixing.head_vectors(
+                    pending["value"].to(dtype), mods.attn_out.weight.detach(), self.positions[layer], head_dim
+                )
+                fc = mixing.ln_linear(f, gamma)  # γ ⊙ C f^h(x_j), (B, T, Hk, D)
+                xc = mixing.ln_linear(pending["x"].to(dtype), gamma)  # γ ⊙ C x_i, (B, T, D)
+                scale = mixing.ln_scale(args[0].detach().to(dtype), module.eps)  # s(y_i), (B, T)
+                if "resln" in self.kinds:
+                    maps["resln"] = mixing.resln_layer(alpha, fc, xc, scale)
+                if "alti" in self.kinds:
+                    c = mixing.alti_layer(alpha, fc, xc, scale, output.detach().to(dtype))
+                    self._rolled["alti"] = mixing.roll(c, self._rolled.get("alti"))
+                    maps["alti"] = self._rolled["alti"]
+            if "valuezero" not in self.kinds:
+                self._finish_layer(layer)
+            return None
+
+        return hook
+
+    def _block_hook(self, layer: int):
+        mods = self.adapter.layer(layer)
+
+        def hook(module, args, kwargs, output):
+            if self._replaying:
+                return None
+            hidden = args[0]
+            lengths = self._lengths or [hidden.shape[1]] * hidden.shape[0]
+            self._replaying = True
+            try:
+                scores = mixing.value_zeroing_layer(module, mods.value, args, kwargs, lengths)
+            finally:
+                self._replaying = False
+            self._pending[layer]["maps"]["valuezero"] = scores.to(torch.float32)
+            self._finish_layer(layer)
+            return None
+
+        return hook
+
+    def _pre_model_hook(self, module, args, kwargs):
+        """Real lengths of the batch, for value zeroing (which replays real tokens only)."""
+        mask = kwargs.get("attention_mask")
+        self._lengths = None if mask is None else [int(n) for n in mask.sum(dim=1).tolist()]
+
+    def _finish_layer(self, layer: int) -> None:
+        pending = self._pending.pop(layer)
+        target = self._out[layer]
+        for kind in self._layer_kinds:
+            target.maps[kind] = pending["maps"][kind][:, None].float()  # (B, 1, T, T)
+
     def install(self) -> "MapCapture":
         # All-ones gates change nothing; skipping their hooks saves two multiplications per layer.
         if bool((self.gates.head != 1).any()) or bool((self.gates.mlp != 1).any()):
             self.gates.install()
+        if "valuezero" in self.kinds:
+            self._handles.append(self.model.register_forward_pre_hook(self._pre_model_hook, with_kwargs=True))
         for layer in range(self.adapter.num_layers):
             mods = self.adapter.layer(layer)
-            if "normed" in self.kinds:
+            if self._need_values:
                 self._handles.append(mods.value.register_forward_hook(self._value_hook(layer)))
             self._handles.append(mods.self_attention.register_forward_hook(self._attention_hook(layer)))
+            if self._layer_kinds:
+                self._handles.append(mods.attn_norm.register_forward_hook(self._norm_hook(layer)))
+            if "valuezero" in self.kinds:
+                self._handles.append(mods.block.register_forward_hook(self._block_hook(layer), with_kwargs=True))
         return self
 
     def remove(self) -> None:

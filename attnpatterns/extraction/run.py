@@ -1,4 +1,5 @@
-"""``extract_maps``: run a model over inputs and write every kept head's raw and normed maps to a run folder.
+"""``extract_maps``: run a model over inputs and write every kept head's raw and normed maps (and, on request, the
+layer-level context-mixing maps: rollout, resln, alti, valuezero) to a run folder.
 
 Work goes in chunks (one safetensors shard each), so memory stays flat however many examples there are, and a
 killed run resumes where it stopped: rerun with the same configuration and finished examples are skipped. The rerun
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from attnpatterns.constants import MANIFEST_FILE, MAP_KINDS
+from attnpatterns.constants import HEAD_KINDS, MANIFEST_FILE, MAP_KINDS
 from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.extraction.maps import MapCapture
 from attnpatterns.extraction.store import (
@@ -45,7 +46,7 @@ DTYPES = ("float16", "float32")
 class ExtractionConfig:
     """Everything that determines the maps of a run (and so its fingerprint)."""
 
-    kinds: tuple[str, ...] = MAP_KINDS
+    kinds: tuple[str, ...] = HEAD_KINDS  # any of MAP_KINDS; the layer-level ones on request
     dtype: str = "float16"
     max_length: int = 128
     batch_size: int = 16

@@ -8,7 +8,9 @@ A run folder holds::
                            shard's size and sha256 as written
     maps/shard-NNNNN.safetensors
                            one tensor per (example row, kind, layer) named "<row>/<kind>/<layer>", shape
-                           (heads kept, T, T), float16 by default; T = the example's real tokens (no padding)
+                           (heads kept, T, T), float16 by default; T = the example's real tokens (no padding).
+                           Layer-level kinds (LAYER_KINDS: rollout, resln, alti, valuezero) have one map per
+                           layer, for every layer: shape (1, T, T), listed under head id LAYER_HEAD (-1)
 
 Together ``examples.jsonl`` and ``heads.json`` are the index (example id, tokens, layer, original head id, kind);
 :meth:`MapRun.index` expands them into one row per map. Shards are written whole and atomically, and an example's
@@ -34,7 +36,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from attnpatterns.constants import MANIFEST_FILE
+from attnpatterns.constants import LAYER_HEAD, LAYER_KINDS, MANIFEST_FILE
 from attnpatterns.runfolder import (  # noqa: F401  (write_json: re-exported)
     atomic_write_bytes,
     atomic_write_text,
@@ -123,6 +125,12 @@ class MapRecord:
 
 def tensor_key(row: int, kind: str, layer: int) -> str:
     return f"{row}/{kind}/{layer}"
+
+
+def map_heads(kind: str, kept: list[list[int]]) -> list[list[int]]:
+    """Per layer, the head ids a kind has maps for: the kept heads, or [LAYER_HEAD] in every layer for a
+    layer-level kind (whose tensors are (1, T, T) whatever the mask)."""
+    return [[LAYER_HEAD] for _ in kept] if kind in LAYER_KINDS else kept
 
 
 def read_examples_file(path: Path) -> list[dict]:
@@ -299,7 +307,7 @@ def _check_contents(
             keys = set(handle.keys())
             for rec in records:
                 for kind in kinds:
-                    for layer, ids in enumerate(kept):
+                    for layer, ids in enumerate(map_heads(kind, kept)):
                         if not ids:
                             continue
                         key = tensor_key(rec.row, kind, layer)
@@ -433,7 +441,18 @@ class MapRun:
 
     @property
     def heads(self) -> list[tuple[int, int]]:
+        """(layer, original head id) of every kept head: the per-head kinds' maps."""
         return [(layer, h) for layer, ids in enumerate(self._kept) for h in ids]
+
+    def map_heads(self, kind: str) -> list[tuple[int, int]]:
+        """(layer, head) of every map a kind has per example: :attr:`heads`, or (layer, -1) per layer for a
+        layer-level kind."""
+        return [(layer, h) for layer, ids in enumerate(map_heads(kind, self._kept)) for h in ids]
+
+    def n_maps(self, kinds: Iterable[str] | None = None) -> int:
+        """Number of maps of ``kinds`` (default: all of the run's) over all examples."""
+        kinds = self.kinds if kinds is None else [k for k in kinds if k in self.kinds]
+        return len(self.examples) * sum(len(self.map_heads(k)) for k in kinds)
 
     def example(self, example_id: str) -> ExampleRecord:
         try:
@@ -497,12 +516,21 @@ class MapRun:
             raise self._damaged(rec.shard, UNREADABLE, str(err)) from None
 
     def get_map(self, example_id: str, layer: int, head: int, kind: str = "raw") -> np.ndarray:
-        """The (T, T) float32 map of ``head`` (original id) in ``layer`` for one example."""
+        """The (T, T) float32 map of ``head`` (original id) in ``layer`` for one example.
+
+        A layer-level kind has one map per layer: pass head ``LAYER_HEAD`` (-1) or None for it.
+        """
         rec = self.example(example_id)
         if kind not in self.kinds:
             raise RunError(f"this run has no {kind!r} maps (it has {', '.join(self.kinds)}).")
         if not 0 <= layer < self.num_layers:
             raise RunError(f"layer {layer} is out of range; the model has layers 0..{self.num_layers - 1}.")
+        if kind in LAYER_KINDS:
+            if head not in (LAYER_HEAD, None):
+                raise RunError(
+                    f"{kind} maps are per layer, not per head; ask for head {LAYER_HEAD} (the layer's map)."
+                )
+            return np.asarray(self._layer_block(rec, kind, layer)[0], dtype=np.float32)
         if head not in self._kept[layer]:
             raise RunError(f"head {head} of layer {layer} has no maps in this run (masked, or out of range).")
         pos = self._kept[layer].index(head)
@@ -515,15 +543,20 @@ class MapRun:
         heads: Iterable[int] | None = None,
         examples: Iterable[str] | None = None,
     ) -> Iterator[MapRecord]:
-        """Yield maps lazily, example by example (one shard open at a time)."""
+        """Yield maps lazily, example by example (one shard open at a time).
+
+        A layer-level kind yields one map per layer with head ``LAYER_HEAD`` (-1); ``heads`` filters it like a
+        head id (so ``heads=[-1]`` selects exactly the layer-level maps).
+        """
         kinds = tuple(kinds) if kinds is not None else self.kinds
         layers = list(layers) if layers is not None else list(range(self.num_layers))
         head_filter = set(heads) if heads is not None else None
         recs = [self.example(e) for e in examples] if examples is not None else self.examples
         for rec in recs:
             for kind in kinds:
+                per_layer = map_heads(kind, self._kept)
                 for layer in layers:
-                    ids = self._kept[layer]
+                    ids = per_layer[layer]
                     if not ids:
                         continue
                     block = self._layer_block(rec, kind, layer)
@@ -536,14 +569,14 @@ class MapRun:
                         )
 
     def index(self):
-        """One row per map: example_id, n_tokens, layer, head (original id), kind (a pandas DataFrame)."""
+        """One row per map: example_id, n_tokens, layer, head (original id; -1 for a layer-level kind), kind."""
         import pandas as pd
 
         rows = [
             (e.example_id, e.n_tokens, layer, head, kind)
             for e in self.examples
             for kind in self.kinds
-            for layer, head in self.heads
+            for layer, head in self.map_heads(kind)
         ]
         return pd.DataFrame(rows, columns=["example_id", "n_tokens", "layer", "head", "kind"])
 

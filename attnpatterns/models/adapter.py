@@ -40,6 +40,8 @@ class LayerModules:
     ffn_in: nn.Linear  # intermediate dense
     ffn_out: nn.Linear  # FFN output dense, before dropout + residual + LayerNorm
     self_attention: nn.Module  # returns (context, attention_probs) in eager mode
+    attn_norm: nn.LayerNorm  # LayerNorm after the attention output projection + residual (its input is their sum)
+    block: nn.Module  # the whole encoder layer: hidden states in, layer output (after the FFN's LayerNorm) out
 
 
 class EncoderAdapter:
@@ -128,6 +130,8 @@ class BertStyleAdapter(EncoderAdapter):
             ffn_in=layer.intermediate.dense,
             ffn_out=layer.output.dense,
             self_attention=sa,
+            attn_norm=layer.attention.output.LayerNorm,
+            block=layer,
         )
 
     def head_ids(self, layer: int) -> list[int]:

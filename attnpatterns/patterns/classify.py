@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnpatterns.constants import CLASSIFICATIONS_FILE, HEAD_SUMMARY_FILE, MANIFEST_FILE, MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import (
+    CLASSIFICATIONS_FILE,
+    CLASSIFIER_KIND,
+    HEAD_SUMMARY_FILE,
+    MANIFEST_FILE,
+    MAP_KINDS,
+    PATTERN_TYPES,
+)
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.runfolder import write_json
 
@@ -149,7 +156,8 @@ def _as_classifiers(classifiers) -> dict[str, PatternClassifier]:
     for kind, clf in out.items():
         if kind not in MAP_KINDS:
             raise ValueError(f"unknown map kind {kind!r}; expected one of {', '.join(MAP_KINDS)}")
-        clf.check_kind(kind, where=f"the {kind} maps of the run")
+        # a layer-level kind may be labelled by the classifier of its family (CLASSIFIER_KIND), e.g. rollout by raw
+        clf.check_kind(kind if clf.kind == kind else CLASSIFIER_KIND[kind], where=f"the {kind} maps of the run")
     return out
 
 
@@ -170,7 +178,9 @@ def classify_run(
 ) -> ClassificationTable:
     """Classify every map of ``run`` (a :class:`~attnpatterns.extraction.MapRun`).
 
-    ``classifiers`` maps each kind to its classifier (or is one classifier, which then decides the kind). ``kinds``
+    ``classifiers`` maps each kind to its classifier (or is one classifier, which then decides the kind); a
+    layer-level kind may be given the classifier of its family in :data:`~attnpatterns.constants.CLASSIFIER_KIND`
+    (its rows keep their own kind and head -1; the manifest records which checkpoint labelled them). ``kinds``
     defaults to the run's kinds that have a classifier; asking for a kind that the run lacks, or that has no
     classifier, is an error. ``progress`` is called with the number of maps done since its last call.
     """

@@ -1,4 +1,4 @@
-"""Attention-map pictures: one map with token labels and segment boundaries, and grids of raw|normed maps.
+"""Attention-map pictures: one map with token labels and segment boundaries, and grids of maps side by side.
 
 Colours are scaled per map (brightest = the map's largest value), so faint and strong heads are judged alike, as the
 annotation guideline asks. Rows are queries (top = [CLS]), columns are attended tokens (left = [CLS]).
@@ -68,17 +68,24 @@ def plot_map_grid(
 ):
     """A figure of maps from an extraction run: each (example, layer, head) as ``kinds`` side by side.
 
+    A layer-level kind (rollout, resln, alti, valuezero) has one map per layer: it is drawn next to each head's maps
+    of its layer, or, when only layer-level kinds are asked for, once per (example, layer) whatever ``heads`` says.
     Heads the run has no maps for (masked) are skipped; returns the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
-    have = set(run.heads)
-    groups = [(e, l, h) for e in examples for l in layers for h in heads if (l, h) in have]
-    if not groups:
-        raise ValueError("none of the requested (layer, head) pairs has maps in this run; check --layer/--head.")
+    from attnpatterns.constants import LAYER_HEAD, LAYER_KINDS
+
     kinds = [k for k in kinds if k in run.kinds]
     if not kinds:
         raise ValueError(f"this run has only {', '.join(run.kinds)} maps.")
+    if all(k in LAYER_KINDS for k in kinds):
+        groups = [(e, l, LAYER_HEAD) for e in examples for l in layers if 0 <= l < run.num_layers]
+    else:
+        have = set(run.heads)
+        groups = [(e, l, h) for e in examples for l in layers for h in heads if (l, h) in have]
+    if not groups:
+        raise ValueError("none of the requested (layer, head) pairs has maps in this run; check --layer/--head.")
     ncols = max(1, min(ncols, len(groups)))
     nrows = -(-len(groups) // ncols)
     width = len(kinds) * ncols
@@ -90,9 +97,10 @@ def plot_map_grid(
         for k, kind in enumerate(kinds):
             ax = axes[g // ncols, (g % ncols) * len(kinds) + k]
             ax.axis("on")
+            per_layer = kind in LAYER_KINDS
             plot_attention_map(
-                run.get_map(ex_id, layer, head, kind), rec.tokens, rec.segment_ids, ax=ax,
-                title=f"ex {ex_id} · L{layer} H{head} · {kind}",
+                run.get_map(ex_id, layer, LAYER_HEAD if per_layer else head, kind), rec.tokens, rec.segment_ids,
+                ax=ax, title=f"ex {ex_id} · L{layer} {'(layer)' if per_layer else f'H{head}'} · {kind}",
             )
     fig.tight_layout()
     return fig
