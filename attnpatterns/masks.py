@@ -3,6 +3,11 @@
 A head mask is a float array of shape (layers, heads) with 1 = keep, 0 = pruned; an MLP mask has shape (layers,).
 These are the files the paper's authors published (``head_mask.npy``, ``mlp_mask.npy``) and what every pruning run
 writes. Validation happens here once so that every consumer gets the same clear errors.
+
+Accepted files: a ``.npy`` array written by ``numpy.save`` (never unpickled), or a folder holding ``head_mask.npy``
+/ ``mlp_mask.npy`` (a pruning run). Anything else (a PyTorch ``.pt``, an ``.npz``, text) is refused with a message
+that names what was found and how to convert it. A head mask that keeps no head would give runs without a single
+map, so :func:`load_head_mask` refuses it unless ``allow_empty=True`` (``--allow-empty-mask`` on the command line).
 """
 
 from __future__ import annotations
@@ -16,6 +21,33 @@ from attnpatterns.constants import HEAD_MASK_FILE, MLP_MASK_FILE
 
 class MaskError(ValueError):
     """A mask file is missing, malformed, or does not fit the model."""
+
+
+class EmptyMaskError(MaskError):
+    """A head mask that keeps no head (every value 0) where that was not asked for."""
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"  # .npz archives and torch.save files are zip archives
+
+
+def _accepted(filename: str) -> str:
+    return f"a .npy array saved with numpy.save, or a run folder holding {filename}"
+
+
+def _not_npy_message(path: Path, head: bytes, filename: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".pt", ".pth", ".bin") or (head.startswith(_ZIP_MAGIC) and suffix != ".npz"):
+        found = "a PyTorch file (torch.save)"
+        fix = (f"convert it with: python -c \"import numpy, torch; "
+               f"numpy.save('{filename}', torch.load('{path}').float().numpy())\"")
+    elif suffix == ".npz" or head.startswith(_ZIP_MAGIC):
+        found = "a .npz archive"
+        fix = f"save the one array with numpy.save('{filename}', array)"
+    else:
+        found = f"a {suffix or 'suffix-less'} file that is not a .npy array"
+        fix = f"save the 0/1 array with numpy.save('{filename}', array)"
+    return f"{path} is {found}; masks must be {_accepted(filename)}: {fix}."
 
 
 def _resolve(path: Path | str, filename: str) -> Path:
@@ -34,10 +66,20 @@ def load_mask(path: Path | str, filename: str) -> np.ndarray:
     """Load a mask array from a ``.npy`` file (or a folder holding ``filename``) without unpickling."""
     resolved = _resolve(path, filename)
     try:
+        with open(resolved, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+    except OSError as err:
+        raise MaskError(f"cannot read mask file {resolved}: {err.strerror or err}.") from err
+    if not head.startswith(_NPY_MAGIC):
+        raise MaskError(_not_npy_message(resolved, head, filename))
+    try:
         arr = np.load(resolved, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise MaskError(f"{resolved} is not a readable .npy array ({err}); save masks with numpy.save.") from err
-    arr = np.asarray(arr, dtype=np.float32)
+        arr = np.asarray(arr, dtype=np.float32)
+    except (ValueError, TypeError, OSError) as err:
+        raise MaskError(
+            f"{resolved} is not a numeric .npy array ({err}); masks must be {_accepted(filename)}, "
+            "holding 0 (pruned) and 1 (kept)."
+        ) from err
     if not np.all(np.isfinite(arr)) or not np.all((arr == 0) | (arr == 1)):
         raise MaskError(f"{resolved} must hold only 0 (pruned) and 1 (kept) values.")
     return arr
@@ -67,8 +109,22 @@ def check_mlp_mask(mask: np.ndarray, num_layers: int, origin: str = "MLP mask") 
     return mask
 
 
-def load_head_mask(path: Path | str, num_layers: int, num_heads: int) -> np.ndarray:
-    return check_head_mask(load_mask(path, HEAD_MASK_FILE), num_layers, num_heads, origin=str(path))
+def require_kept_heads(mask: np.ndarray, origin: str = "head mask", option: str = "--allow-empty-mask") -> np.ndarray:
+    """``mask`` unchanged if it keeps at least one head; :class:`EmptyMaskError` otherwise."""
+    if not np.any(np.asarray(mask) == 1):
+        raise EmptyMaskError(
+            f"{origin} keeps no heads (every value is 0), so the run would have no attention maps at all; "
+            f"pass a mask with at least one 1 (1 = keep), or add {option} if that is really what you want."
+        )
+    return mask
+
+
+def load_head_mask(
+    path: Path | str, num_layers: int, num_heads: int, allow_empty: bool = False
+) -> np.ndarray:
+    """The head mask at ``path`` checked against the model; an all-zero mask needs ``allow_empty=True``."""
+    mask = check_head_mask(load_mask(path, HEAD_MASK_FILE), num_layers, num_heads, origin=str(path))
+    return mask if allow_empty else require_kept_heads(mask, origin=str(path))
 
 
 def load_mlp_mask(path: Path | str, num_layers: int) -> np.ndarray:

@@ -232,6 +232,28 @@ def parse_label(text: str) -> str:
     )
 
 
+class CorpusError(ValueError):
+    """A corpus folder that does not exist or is not a corpus (a mistyped ``--corpus``)."""
+
+
+def require_corpus(root: str | Path, option: str = "--corpus") -> Path:
+    """``root`` as a Path if it is a corpus folder (holds ``maps.jsonl``); :class:`CorpusError` otherwise.
+
+    Commands that only read a corpus call this first, so that a mistyped ``--corpus`` is an error that names the
+    path instead of an empty corpus (and never creates a folder).
+    """
+    root = Path(root)
+    hint = (f"check {option} (default: the repository's annotations/) or start one with "
+            "`attnpatterns annotate build-corpus`")
+    if not root.exists():
+        raise CorpusError(f"no annotation corpus at {root}: the folder does not exist; {hint}.")
+    if not root.is_dir():
+        raise CorpusError(f"{root} is a file, not an annotation corpus folder; {hint}.")
+    if not (root / MAP_INDEX_FILE).is_file():
+        raise CorpusError(f"{root} is not an annotation corpus (it has no {MAP_INDEX_FILE}); {hint}.")
+    return root
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

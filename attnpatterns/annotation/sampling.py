@@ -261,9 +261,12 @@ def import_npy_folder(root: str | Path, folder: str | Path, model: str | None = 
     (-1 = unknown) and kind (``kind``). Maps with a known layer and head get the usual id, others ``<name>``.
     """
     folder = Path(folder)
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is a file, not a folder"
+        raise ValueError(f"{folder} {what}; pass a folder of square <name>.npy maps (optional <name>.json beside)")
     files = sorted(folder.glob("*.npy"))
     if not files:
-        raise ValueError(f"{folder} holds no .npy maps")
+        raise ValueError(f"{folder} holds no .npy maps; pass a folder of square <name>.npy maps")
     maps = []
     for f in files:
         array = np.load(f)

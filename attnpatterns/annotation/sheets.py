@@ -11,13 +11,16 @@ and import translates the tokens back, so a blind TSV imports like any other (ke
 
 Import validates every row before writing any (labels through :func:`~attnpatterns.annotation.corpus.parse_label`,
 so ``v``/``Vertical``/``vertical + diagonal`` all work), skips rows left empty, and appends the rest to
-``labels.csv`` in one atomic write.
+``labels.csv`` in one atomic write. A map id that appears on several filled-in rows is imported once when every
+row gives it the same label (the import result lists it under ``collapsed``) and refuses the whole file when the
+rows disagree (the error names the ids and their lines): one labelling act per map and pass.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import random
 from dataclasses import dataclass, field
@@ -25,10 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from attnpatterns.annotation.corpus import (
-    LabelRow, append_labels, parse_label, read_arrays, read_labels, read_map_index,
+    LabelRow, append_labels, parse_label, read_arrays, read_labels, read_map_index, require_corpus,
 )
 from attnpatterns.annotation.render import SheetCell, render_sheet
 from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
+from attnpatterns.patterns.labels import read_label_text
 
 TEMPLATE_FILE = "labels.tsv"
 EXPORT_MANIFEST_FILE = "export.json"
@@ -154,9 +158,11 @@ class ImportResult:
     written: list[LabelRow]
     n_empty: int
     relabelled: list[str]
+    collapsed: list[str] = field(default_factory=list)  #: map ids given the same label on several rows
 
     def to_dict(self) -> dict:
-        return {"written": len(self.written), "empty": self.n_empty, "relabelled": self.relabelled}
+        return {"written": len(self.written), "empty": self.n_empty, "relabelled": self.relabelled,
+                "collapsed": self.collapsed}
 
 
 def _blind_ids(tsv: Path) -> dict[str, str]:
@@ -174,21 +180,22 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
                   note: str = "") -> ImportResult:
     """Append the labels of a filled-in TSV (columns ``map_id`` and ``label`` at least) to the corpus.
 
-    Every row is checked first; if any label is unknown or any map id is not in the corpus, nothing is written and
-    the ``ValueError`` lists every bad row with its line number. Rows with an empty label are skipped. An optional
+    Every row is checked first; if any label is unknown, any map id is not in the corpus or one map id has rows
+    with different labels, nothing is written and the ``ValueError`` lists every bad row with its line number
+    (rows repeating a map id with the same label are imported once and listed in ``collapsed``). Rows with an empty label are skipped. An optional
     ``note`` column is kept with each row (after ``note``, which applies to every row). In the
     second pass, maps whose first label came from the same annotator are refused (the passes must be independent).
     """
     if not method.strip():
         raise ValueError("say how the labels were made (--method), e.g. 'agent viewed exported sheets'")
-    tsv = Path(tsv)
-    with open(tsv, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = {"map_id", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{tsv} has no column(s) {', '.join(sorted(missing))}; expected the header "
-                             f"{chr(9).join(TEMPLATE_COLUMNS)} (tab-separated)")
-        lines = list(reader)
+    root, tsv = require_corpus(root), Path(tsv)
+    expected = f"a tab-separated table with the header {' '.join(TEMPLATE_COLUMNS)} (as export-sheets writes)"
+    reader = csv.DictReader(io.StringIO(read_label_text(tsv, expected, ValueError), newline=""), delimiter="\t")
+    missing = {"map_id", "label"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{tsv} has no column(s) {', '.join(sorted(missing))}; expected the header "
+                         f"{chr(9).join(TEMPLATE_COLUMNS)} (tab-separated)")
+    lines = list(reader)
     blind_ids = _blind_ids(tsv)
     for line in lines:  # a blind export's tokens back to map ids
         token = (line.get("map_id") or "").strip()
@@ -198,6 +205,9 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
     first_by_me = {r.map_id for r in rows if r.pass_ != "second" and r.annotator == annotator.strip()}
     labelled_before = {r.map_id for r in rows if r.pass_ == pass_}
     errors, parsed, n_empty = [], [], 0
+    seen: dict[str, tuple[int, str]] = {}  # map id -> (line, label) of its first filled-in row
+    conflicts: dict[str, list[str]] = {}
+    collapsed: list[str] = []
     for lineno, line in enumerate(lines, start=2):
         map_id, text = (line.get("map_id") or "").strip(), (line.get("label") or "").strip()
         if not text:
@@ -215,11 +225,22 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
         except ValueError as err:
             errors.append(f"line {lineno}: {err}")
             continue
+        if map_id in seen:
+            first_line, first_label = seen[map_id]
+            if label != first_label:
+                conflicts.setdefault(map_id, [f"line {first_line}: {first_label}"]).append(f"line {lineno}: {label}")
+            elif map_id not in collapsed:
+                collapsed.append(map_id)
+            continue
+        seen[map_id] = (lineno, label)
         row_note = " ".join((line.get("note") or "").split())  # the TSV's own note column, one line
         parsed.append(LabelRow(map_id=map_id, label=label, annotator=annotator, method=method, pass_=pass_,
                                note="; ".join(n for n in (note.strip(), row_note) if n)))
+    errors += [f"map id {m} has conflicting labels ({'; '.join(where)}); keep one row per map" for m, where in
+               conflicts.items()]
     if errors:
-        raise ValueError(f"{tsv}: {len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(errors))
+        what = f" (conflicting labels for map id(s) {', '.join(conflicts)})" if conflicts else ""
+        raise ValueError(f"{tsv}: {len(errors)} bad row(s){what}, nothing imported:\n  " + "\n  ".join(errors))
     written = append_labels(root, parsed)
-    return ImportResult(written, n_empty, sorted({r.map_id for r in written} & labelled_before))
+    return ImportResult(written, n_empty, sorted({r.map_id for r in written} & labelled_before), collapsed)
 

@@ -36,6 +36,16 @@ def _corpus(path: Optional[Path]) -> Path:
     return Path(path) if path is not None else DEFAULT_CORPUS_DIR
 
 
+def _existing_corpus(path: Optional[Path]) -> Path:
+    """The corpus folder of a command that only reads it: an error naming the path when it is not a corpus."""
+    from attnpatterns.annotation.corpus import CorpusError, require_corpus
+
+    try:
+        return require_corpus(_corpus(path))
+    except CorpusError as err:
+        raise fail(str(err))
+
+
 def _check_choice(value: Optional[str], choices, name: str) -> None:
     if value is not None and value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
@@ -180,7 +190,7 @@ def export_sheets_cmd(
         shard_t = parse_shard(shard)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--shard")
-    root = _corpus(corpus)
+    root = _existing_corpus(corpus)
     ids = select_for_export(root, annotator or "", pass_, kind, limit, order, seed, fraction, shard_t)
     if not ids:
         typer.echo("nothing to export: no maps need a label for this pass/kind/shard")
@@ -216,15 +226,20 @@ def import_labels_cmd(
     from attnpatterns.annotation.sheets import import_labels
 
     _check_choice(pass_, PASSES, "--pass")
+    if tsv.is_dir():
+        raise fail(f"{tsv} is a folder; pass the filled-in labels.tsv inside it (e.g. {tsv / 'labels.tsv'})")
     if not tsv.is_file():
-        raise fail(f"{tsv} does not exist")
-    root = _corpus(corpus)
+        raise fail(f"{tsv} does not exist; pass the labels.tsv written by `attnpatterns annotate export-sheets`")
+    root = _existing_corpus(corpus)
     try:
         result = import_labels(root, tsv, annotator, method, pass_, note)
     except ValueError as err:
         raise fail(str(err))
     typer.echo(f"imported {len(result.written)} label(s) into {root / 'labels.csv'} "
                f"({result.n_empty} empty row(s) skipped, {len(result.relabelled)} relabel(s))")
+    if result.collapsed:
+        typer.echo(f"note: {len(result.collapsed)} map id(s) appeared on several rows with the same label and were "
+                   f"imported once: {', '.join(result.collapsed)}")
 
 
 @annotate_app.command("agreement")
@@ -238,7 +253,7 @@ def agreement_cmd(
     from attnpatterns.annotation.agreement import pass_agreement
     from attnpatterns.annotation.corpus import read_labels, read_map_index
 
-    root = _corpus(corpus)
+    root = _existing_corpus(corpus)
     result = pass_agreement(read_labels(root), read_map_index(root))
     out = Path(output) if output is not None else root
     out.mkdir(parents=True, exist_ok=True)
@@ -263,7 +278,7 @@ def summary_cmd(corpus: CorpusOpt = None) -> None:
     from attnpatterns.annotation.selection import disagreements
     from attnpatterns.constants import PATTERN_TYPES
 
-    root = _corpus(corpus)
+    root = _existing_corpus(corpus)
     rows, index = read_labels(root), read_map_index(root)
     counts = label_counts(rows, index)
     cols = [*PATTERN_TYPES, "total", "unlabelled"]
@@ -319,7 +334,7 @@ def columns_cmd(
     from attnpatterns.constants import MAP_KINDS
 
     _check_choice(kind, MAP_KINDS, "--kind")
-    root = _corpus(corpus)
+    root = _existing_corpus(corpus) if map_ids or run is None else _corpus(corpus)
     typer.echo("share of the content rows (no [CLS] or [SEP] rows) whose cell reaches "
                + ", ".join(f"{level:g} ({LEVEL_COLOURS[level]})" for level in LEVELS) + " of the map maximum")
 

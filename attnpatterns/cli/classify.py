@@ -43,7 +43,7 @@ def classify(
         Optional[str],
         typer.Option(help="Regex with groups example, layer, head for .npy names (default reads ex12_L3_H7)."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Maps per batch.")] = 512,
+    batch_size: Annotated[int, typer.Option(help="Maps per batch.", min=1)] = 512,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -84,6 +84,12 @@ def classify(
             defaults = {c: given.get(c) or load_classifier(None, kind=c, device=torch_device)
                         for c in {CLASSIFIER_KIND[k] for k in needed if k not in given}}
             classifiers = {k: given.get(k) or defaults[CLASSIFIER_KIND[k]] for k in needed}
+            if not (run.examples and run.heads and set(needed) & set(run.kinds)):
+                raise ValueError(
+                    f"{run_dir} has no maps to classify ({len(run.examples)} examples x {len(run.heads)} heads, "
+                    f"kinds {', '.join(run.kinds) or 'none'}); re-extract it with a head mask that keeps at least "
+                    "one head, or choose --kinds that the run holds."
+                )
             folder = open_run_folder(output, RUN_TYPE, classification_fingerprint(
                 run.manifest.get("fingerprint"), classifiers, needed), overwrite)
             total = run.n_maps(needed)

@@ -26,7 +26,7 @@ def evaluate(
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Also save report.json/.txt and confusion_matrix.png here.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Maps per batch.")] = 512,
+    batch_size: Annotated[int, typer.Option(help="Maps per batch.", min=1)] = 512,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> None:

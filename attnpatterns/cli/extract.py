@@ -12,6 +12,7 @@ import typer
 
 from attnpatterns.cli.options import (
     DEFAULT_MODEL_OPT,
+    AllowEmptyMaskOpt,
     DeviceOpt,
     HeadMaskOpt,
     MlpMaskOpt,
@@ -58,6 +59,7 @@ def extract(
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16 or float32.")] = "float16",
     batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 16,
     head_mask: HeadMaskOpt = None,
+    allow_empty_mask: AllowEmptyMaskOpt = False,
     mlp_mask: MlpMaskOpt = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -83,7 +85,7 @@ def extract(
         )
         loaded = load_model(model, resolve_device(device))
         L, H = loaded.adapter.num_layers, loaded.adapter.num_heads
-        hmask = load_head_mask(head_mask, L, H) if head_mask else None
+        hmask = load_head_mask(head_mask, L, H, allow_empty=allow_empty_mask) if head_mask else None
         mmask = load_mlp_mask(mlp_mask, L) if mlp_mask else None
         with progress_bar(len(examples), quiet, "extracting", unit="ex") as bar:
             run = extract_maps(

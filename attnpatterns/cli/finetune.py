@@ -9,6 +9,7 @@ import typer
 
 from attnpatterns.cli.options import (
     DEFAULT_MODEL_OPT,
+    AllowEmptyMaskOpt,
     DeviceOpt,
     ModelOpt,
     OverwriteOpt,
@@ -58,6 +59,7 @@ def finetune(
         typer.Option("--masks", help="Pruning run folder: hold its masked heads/MLPs/weights off while training "
                                      "(re-fine-tuning a subnetwork, e.g. from the pretrained --model)."),
     ] = None,
+    allow_empty_mask: AllowEmptyMaskOpt = False,
     glue_dir: GlueDirOpt = None,
     train_file: TrainFileOpt = None,
     dev_file: DevFileOpt = None,
@@ -74,6 +76,7 @@ def finetune(
     Works under `torchrun --nproc_per_node N -m attnpatterns.cli.app finetune ...` and `accelerate launch`.
     """
     from attnpatterns.extraction import RunExistsError
+    from attnpatterns.masks import require_kept_heads
     from attnpatterns.models import load_model
     from attnpatterns.pruning.finetune import FinetuneConfig
     from attnpatterns.pruning.finetune import finetune as run_finetune
@@ -91,6 +94,8 @@ def finetune(
         )
         out = output or Path("runs") / "finetune" / spec.name / f"seed_{seed}"
         subnetwork = Subnetwork.load(masks) if masks else None
+        if subnetwork is not None and subnetwork.head_mask is not None and not allow_empty_mask:
+            require_kept_heads(subnetwork.head_mask, origin=f"the head mask in {masks}")
         loaded = load_model(model, resolve_device(device), head="classification", num_labels=spec.num_labels)
         result = run_finetune(loaded, spec, out, config, subnetwork, overwrite=overwrite, progress=not quiet,
                               manifest_extra={"masks_from": str(masks) if masks else None})

@@ -36,6 +36,10 @@ HeadMaskOpt = Annotated[
     Optional[Path],
     typer.Option("--head-mask", help="head_mask.npy (layers x heads, 1 = keep) or a run folder holding one."),
 ]
+AllowEmptyMaskOpt = Annotated[
+    bool,
+    typer.Option("--allow-empty-mask", help="Accept a head mask that keeps no head (all 0); refused otherwise."),
+]
 MlpMaskOpt = Annotated[
     Optional[Path], typer.Option("--mlp-mask", help="mlp_mask.npy (layers, 1 = keep) or a folder holding one.")
 ]

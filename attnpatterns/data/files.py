@@ -17,11 +17,22 @@ TEXT_SUFFIXES = (".txt",)
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 
 
+#: What the readers accept, for error messages.
+ACCEPTED = "a UTF-8 text file: .txt (one text per line, TAB for pairs) or .csv/.tsv/.jsonl with a header"
+
+
 def _read_utf8(path: Path) -> str:
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; pass {ACCEPTED}.")
     if not path.is_file():
         raise InputError(f"input file {path} does not exist.")
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(f"{path} is UTF-16; re-save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 {path.name}`.")
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{path} is a binary file, not text; pass {ACCEPTED}.")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError(
             f"{path} is not UTF-8 (byte {err.start}: {err.reason}). Re-save it as UTF-8, e.g. "

@@ -90,6 +90,22 @@ def _looks_physically_pruned(config) -> bool:
     return pruned_heads or bool(getattr(config, PRUNED_MLPS_CONFIG_KEY, None))
 
 
+#: The key under which transformers remembers that it already warned about a text longer than the model's maximum.
+_LENGTH_WARNING_KEY = "sequence-length-is-longer-than-the-specified-maximum"
+
+
+def _silence_length_warning(tokenizer) -> None:
+    """Mark transformers' "Token indices sequence length is longer than ..." warning as already given.
+
+    Extraction tokenizes once without truncation to measure every text and reports truncation itself (a warning
+    that names --max-length); the tokenizer's own warning only repeats it, in words about indexing errors that
+    cannot happen here, and it ignored ``--quiet``.
+    """
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned[_LENGTH_WARNING_KEY] = True
+
+
 def load_model(
     source: str | Path | None = None,
     device: torch.device | str = "cpu",
@@ -155,6 +171,7 @@ def load_model(
             f"model {path!r} has no usable tokenizer ({err}). Save one next to the model "
             "(tokenizer.save_pretrained(folder))."
         ) from err
+    _silence_length_warning(tokenizer)
     model.config._attn_implementation = "eager"
     model.eval().to(device)
     adapter = get_adapter(model)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
-from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP, LabelMap
+from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP, LabelMap, read_label_text
 from attnpatterns.patterns.preprocess import validate_map
 
 LABELS_TXT = "labels.txt"
@@ -188,7 +188,8 @@ def read_npy_labels(
     if not labels_file.is_file():
         raise DataError(f"{labels_file} not found; the npy-labels format needs a {LABELS_TXT} beside the maps")
     pairs = []
-    for number, raw in enumerate(labels_file.read_text(encoding="utf-8").splitlines(), start=1):
+    text = read_label_text(labels_file, "lines 'label = name1, name2, ...' (npy-labels format)", DataError)
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -224,7 +225,7 @@ def read_npy_tsv(
     if not tsv.is_file():
         raise DataError(f"{tsv} not found")
     pairs = []
-    lines = tsv.read_text(encoding="utf-8").splitlines()
+    lines = read_label_text(tsv, "'name<TAB>label' lines (npy-tsv format)", DataError).splitlines()
     for number, raw in enumerate(lines, start=1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
@@ -246,10 +247,14 @@ def read_corpus(
 ) -> LabeledSet:
     """The project's annotated corpus (``annotations/``), effective labels only; ``group_pattern`` is unused."""
     try:
-        from attnpatterns.annotation.corpus import DEFAULT_CORPUS_DIR, load_corpus
+        from attnpatterns.annotation.corpus import DEFAULT_CORPUS_DIR, CorpusError, load_corpus, require_corpus
     except ImportError as exc:  # pragma: no cover - only before the annotation package exists
         raise DataError(f"the annotation corpus loader is not available: {exc}") from exc
     root = Path(path) if path is not None else Path(DEFAULT_CORPUS_DIR)
+    try:
+        require_corpus(root, option="--data")
+    except CorpusError as exc:
+        raise DataError(str(exc)) from exc
     try:
         maps = load_corpus(root=root, kind=kind)
     except FileNotFoundError as exc:
@@ -321,7 +326,11 @@ def read_npy_folder(folder: str | Path) -> tuple[list[str], list[np.ndarray]]:
     """All ``*.npy`` maps of a folder (sorted by name), validated; for classifying unlabelled maps."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder")
+        what = "does not exist" if not folder.exists() else "is a file, not a folder"
+        raise DataError(
+            f"{folder} {what}; pass an extraction run folder (written by `attnpatterns extract -o`) or a folder "
+            "of square .npy maps"
+        )
     files = sorted(folder.glob("*.npy"))
     if not files:
         raise DataError(f"no .npy maps in {folder}")

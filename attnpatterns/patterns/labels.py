@@ -131,6 +131,24 @@ class LabelMap:
 DEFAULT_LABEL_MAP = LabelMap()
 
 
+def read_label_text(path: str | Path, expected: str, error: type[ValueError] = LabelError) -> str:
+    """The text of a label file, or ``error`` naming the file and ``expected`` (its format) when it is binary or
+    not UTF-8 -- never a bare codec error without a file name."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}; expected {expected}") from exc
+    if b"\x00" in data[:8192]:
+        raise error(f"{path} is a binary file, not text; expected a UTF-8 text file of {expected}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); expected {expected}. Re-save it as UTF-8."
+        ) from exc
+
+
 def read_label_map_file(path: str | Path, base: LabelMap = DEFAULT_LABEL_MAP) -> LabelMap:
     """Read overrides from a file and return ``base`` extended by them.
 
@@ -140,7 +158,7 @@ def read_label_map_file(path: str | Path, base: LabelMap = DEFAULT_LABEL_MAP) ->
     path = Path(path)
     if not path.is_file():
         raise LabelError(f"label-map file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_label_text(path, "lines 'name = type' or a JSON object {\"name\": \"type\"}")
     replace = False
     if text.lstrip().startswith("{"):
         try:

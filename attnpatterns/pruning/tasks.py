@@ -121,8 +121,23 @@ def load_task(
     elif name.lower() in _builtin_names():
         task = _from_builtin(name.lower())
     else:
+        _check_glue_name(name)
         task = _from_glue(name, glue_dir)
     return task.with_metric(metric)
+
+
+def _check_glue_name(name: str) -> None:
+    """Refuse a name that is neither built-in nor GLUE with a message that lists both kinds of task."""
+    from attnpatterns.data.glue import GLUE_TASKS, get_glue_task
+
+    try:
+        get_glue_task(name)
+    except InputError:
+        builtin = ", ".join(_builtin_names()) or "none installed"
+        raise InputError(
+            f"unknown task {name!r}; choose a built-in task ({builtin}), a GLUE task ({', '.join(GLUE_TASKS)}), "
+            "or give your own data with --train-file and --dev-file."
+        ) from None
 
 
 def _from_builtin(name: str) -> Task:
