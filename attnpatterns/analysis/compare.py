@@ -62,7 +62,7 @@ from attnpatterns.analysis.tables import (
     check_same_model,
     check_survivor_table,
 )
-from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import LAYER_KINDS, MAP_KINDS, PATTERN_TYPES
 
 # Output files of a comparison folder.
 #: Run type in the manifest of an `attnpatterns compare` folder.
@@ -449,6 +449,9 @@ def _compare_task(inputs: TaskInputs, config: CompareConfig) -> dict:
 
     dists, tests, corrs, heads, layers = [], [], [], [], []
     for kind in kinds:
+        if kind in LAYER_KINDS:
+            notes.append(f"{task}: {kind} maps are one per layer (head -1); of the tests only the paired ones "
+                         "(pruning_effect, finetuning_effect) apply, with the layer as the unit")
         counts = {cond: head_counts(t.maps, kind) for cond, t in tables.items()}
         # Distributions, majority types, layers -------------------------------------------------------------
         for (weights, group), c in counts.items():
@@ -486,7 +489,12 @@ def _compare_task(inputs: TaskInputs, config: CompareConfig) -> dict:
             pruned = counts.get((weights, SUPER_SURVIVORS))
             if full is None:
                 continue
-            survivors_full, rest = full.subset(s.heads), full.without(s.heads)
+            if kind in LAYER_KINDS:
+                # one map per layer: no unit is a super-survivor and the pruned and full models share their
+                # layers, so only the paired tests below (pruned vs full, by layer) are valid
+                survivors_full, rest = full.subset([]), full.subset([])
+            else:
+                survivors_full, rest = full.subset(s.heads), full.without(s.heads)
             if len(survivors_full) and len(rest):
                 tests += _independent_tests(
                     config, task, kind, weights, "survivors_vs_rest", survivors_full, rest

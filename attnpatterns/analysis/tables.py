@@ -23,6 +23,8 @@ import pandas as pd
 
 from attnpatterns.constants import (
     CLASSIFICATIONS_FILE,
+    LAYER_HEAD,
+    LAYER_KINDS,
     MANIFEST_FILE,
     MAP_KINDS,
     PATTERN_TYPES,
@@ -89,7 +91,9 @@ class PatternTable:
 
     @property
     def heads(self) -> list[Head]:
-        pairs = self.maps[["layer", "head"]].drop_duplicates().sort_values(["layer", "head"])
+        """(layer, head) of the per-head kinds' maps (layer-level kinds, listed under head -1, are not heads)."""
+        maps = self.maps[self.maps["head"] != LAYER_HEAD]
+        pairs = maps[["layer", "head"]].drop_duplicates().sort_values(["layer", "head"])
         return [(int(a), int(b)) for a, b in pairs.itertuples(index=False)]
 
     def example_ids(self, kind: str) -> set[str]:
@@ -186,12 +190,18 @@ def _validate_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             f"{where}: {int(bad.sum())} row(s) have empty cells in {', '.join(REQUIRED_COLUMNS)}"
         )
     frame["example_id"] = frame["example_id"].astype(str)
+    per_layer = frame["kind"].astype(str).str.strip().isin(LAYER_KINDS)  # one map per layer, head LAYER_HEAD
     for col in ("layer", "head"):
         try:
             values = pd.to_numeric(frame[col], errors="raise")
         except (ValueError, TypeError) as err:
             raise AnalysisInputError(f"{where}: column {col!r} must hold integers ({err})") from err
-        if len(values) and (values.min() < 0 or not np.all(np.asarray(values) == np.round(values))):
+        checked = values[~per_layer] if col == "head" else values
+        if col == "head" and per_layer.any() and (values[per_layer] != LAYER_HEAD).any():
+            raise AnalysisInputError(
+                f"{where}: rows of the layer-level kinds ({', '.join(LAYER_KINDS)}) must have head {LAYER_HEAD}"
+            )
+        if len(checked) and (checked.min() < 0 or not np.all(np.asarray(values) == np.round(values))):
             raise AnalysisInputError(
                 f"{where}: column {col!r} must hold non-negative integers (-1 marks maps classified from "
                 "loose files whose names give no layer and head; classify an extraction run instead)"
@@ -376,6 +386,8 @@ def check_full_table(table: PatternTable, survivors: Survivors, role: str) -> No
             "a --head-mask"
         )
     have = set(table.heads)
+    if not have and all(k in LAYER_KINDS for k in table.kinds):
+        return  # layer-level maps only: there are no heads to check
     expected = set(survivors.all_heads)
     missing, extra = sorted(expected - have), sorted(have - expected)
     if extra:
@@ -410,7 +422,7 @@ def check_survivor_table(table: PatternTable, survivors: Survivors, role: str) -
                 f"({_fmt_heads([tuple(map(int, d)) for d in differ])}); {fix}"
             )
     have, expected = set(table.heads), set(survivors.heads)
-    if have != expected:
+    if have != expected and (have or not all(k in LAYER_KINDS for k in table.kinds)):
         extra, missing = sorted(have - expected), sorted(expected - have)
         parts = []
         if extra:

@@ -55,7 +55,9 @@ def extract(
     id_column: Annotated[Optional[str], typer.Option(help="Column with unique example ids.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Keep the first N examples (the paper used 100).")] = None,
     max_length: Annotated[int, typer.Option(help="Longer texts are truncated, with a warning.")] = 128,
-    kinds: Annotated[str, typer.Option(help="Map kinds: raw, normed or raw,normed.")] = "raw,normed",
+    kinds: Annotated[str, typer.Option(help=(
+        "Map kinds, comma-separated: raw, normed (per head); rollout, resln, alti, valuezero (per layer; "
+        "valuezero recomputes each layer T + 1 times)."))] = "raw,normed",
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16 or float32.")] = "float16",
     batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 16,
     head_mask: HeadMaskOpt = None,
@@ -110,7 +112,9 @@ def show(
     ] = None,
     layer: Annotated[Optional[list[int]], typer.Option("--layer", "-l", help="Layer (repeatable).")] = None,
     head: Annotated[Optional[list[int]], typer.Option("--head", help="Original head id (repeatable).")] = None,
-    kinds: Annotated[str, typer.Option(help="Kinds side by side.")] = "raw,normed",
+    kinds: Annotated[str, typer.Option(help="Kinds side by side (a per-layer kind shows its layer's map).")] = (
+        "raw,normed"
+    ),
     ncols: Annotated[int, typer.Option(help="(example, layer, head) groups per row.")] = 2,
     overwrite: OverwriteOpt = False,
 ) -> None:
