@@ -1,7 +1,9 @@
 """Pruning benchmarks on the bundled MiniLM, side by side in one run.
 
-1. One importance pass over N examples (per-example |∂L/∂gate| for every head and MLP) divided by one epoch of
-   forward + backward over the same N examples, same batches (target: <= 1.2).
+1. One importance pass over N examples (|∂L/∂gate| for every head and MLP), for each importance variant
+   (per_example, bertology, michel), divided by one epoch of forward + backward over the same N examples in
+   batches of the same size (target: <= 1.2). The repeats interleave the epoch and the variants, and each repeat
+   gives one ratio per variant (its time over that repeat's epoch): the median and the range of those ratios.
 2. Inference time of a physically pruned model with 50% of its heads removed divided by that of the same model
    with those heads masked by gates (below 1 means surgery pays off).
 
@@ -23,18 +25,30 @@ import numpy as np
 import torch
 
 
+def _seconds(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def _median_time(fn, repeats: int) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+    return statistics.median(_seconds(fn) for _ in range(repeats))
+
+
+def _interleaved_times(passes: dict, repeats: int) -> dict[str, list[float]]:
+    """One warm-up of each pass, then ``repeats`` rounds timing every pass once in turn: seconds per round."""
+    for fn in passes.values():
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in passes}
+    for _ in range(repeats):
+        for name, fn in passes.items():
+            times[name].append(_seconds(fn))
+    return times
 
 
 def main() -> None:
@@ -52,7 +66,7 @@ def main() -> None:
     from attnpatterns.models import load_model
     from attnpatterns.pruning.batches import encode, iterate_batches
     from attnpatterns.pruning.gates import gated
-    from attnpatterns.pruning.importance import gate_gradients
+    from attnpatterns.pruning.importance import VARIANTS, gate_gradients
     from attnpatterns.pruning.surgery import physically_prune
     from attnpatterns.pruning.tasks import load_task
     from attnpatterns.runtime import resolve_device, seed_everything
@@ -69,8 +83,9 @@ def main() -> None:
     pad = tokenizer.pad_token_id or 0
     batches = [b for _, b in iterate_batches(features, args.batch_size, device, pad)]
 
-    def importance_pass():
-        gate_gradients(model, features, task.num_labels, batch_size=args.batch_size, pad_token_id=pad)
+    def importance_pass(variant):
+        return lambda: gate_gradients(model, features, task.num_labels, batch_size=args.batch_size,
+                                      variant=variant, pad_token_id=pad)
 
     def train_epoch():  # forward + backward of every batch, as one training epoch without the optimiser step
         model.train()
@@ -79,8 +94,10 @@ def main() -> None:
         model.zero_grad(set_to_none=True)
         model.eval()
 
-    t_importance = _median_time(importance_pass, args.repeats)
-    t_epoch = _median_time(train_epoch, args.repeats)
+    passes = {"epoch": train_epoch, **{v: importance_pass(v) for v in VARIANTS}}
+    times = _interleaved_times(passes, args.repeats)
+    ratios = {v: [t / e for t, e in zip(times[v], times["epoch"])] for v in VARIANTS}
+    t_epoch = statistics.median(times["epoch"])
 
     L, H = loaded.adapter.num_layers, loaded.adapter.num_heads
     rng = np.random.default_rng(0)
@@ -112,9 +129,10 @@ def main() -> None:
         "examples": len(examples),
         "batch_size": args.batch_size,
         "max_length": args.max_length,
-        "importance_pass_s": round(t_importance, 3),
         "train_epoch_fwd_bwd_s": round(t_epoch, 3),
-        "importance_over_epoch": round(t_importance / t_epoch, 3),
+        "importance_pass_s": {v: round(statistics.median(times[v]), 3) for v in VARIANTS},
+        "importance_over_epoch": {v: round(statistics.median(r), 3) for v, r in ratios.items()},
+        "importance_over_epoch_range": {v: [round(min(r), 3), round(max(r), 3)] for v, r in ratios.items()},
         "masked_inference_s": round(t_masked, 3),
         "pruned_inference_s": round(t_pruned, 3),
         "pruned_over_masked": round(t_pruned / t_masked, 3),
@@ -122,9 +140,10 @@ def main() -> None:
     }
     print(f"MiniLM ({L} x {H} heads) on {device}, {torch.get_num_threads()} threads, N={len(examples)} examples, "
           f"batch {args.batch_size}, max length {args.max_length}, median of {args.repeats}")
-    print(f"importance pass      {t_importance:8.3f} s")
     print(f"epoch fwd+bwd        {t_epoch:8.3f} s")
-    print(f"  ratio importance / epoch        = {t_importance / t_epoch:.3f}  (target <= 1.2)")
+    for v, r in ratios.items():
+        print(f"importance {v:<11} {statistics.median(times[v]):6.3f} s   ratio / epoch = {statistics.median(r):.3f} "
+              f"(range {min(r):.3f}-{max(r):.3f})  (target <= 1.2)")
     print(f"masked inference     {t_masked:8.3f} s   ({int(head_mask.sum())} of {L * H} heads kept)")
     print(f"pruned inference     {t_pruned:8.3f} s")
     print(f"  ratio pruned (50% heads) / masked = {t_pruned / t_masked:.3f}")
