@@ -98,6 +98,9 @@ class MapCapture:
             if self._replaying:
                 return None
             probs = output[1]
+            if probs is None and not self.adapter.head_ids(layer):  # every head removed by surgery
+                x = args[0]
+                probs = x.new_zeros(x.shape[0], 0, x.shape[1], x.shape[1])
             if probs is None:
                 raise RuntimeError(
                     "the model returned no attention probabilities; load it with attn_implementation='eager' "
@@ -152,8 +155,10 @@ class MapCapture:
                 alpha = pending["alpha"]
                 dtype = alpha.dtype
                 gamma = module.weight.detach().to(dtype)
+                x = pending["x"]
+                value = pending["value"] if pending["value"] is not None else x.new_zeros(*x.shape[:2], 0)
                 f = mixing.head_vectors(
-                    pending["value"].to(dtype), mods.attn_out.weight.detach(), self.positions[layer], head_dim
+                    value.to(dtype), mods.attn_out.weight.detach(), self.positions[layer], head_dim
                 )
                 fc = mixing.ln_linear(f, gamma)  # γ ⊙ C f^h(x_j), (B, T, Hk, D)
                 xc = mixing.ln_linear(pending["x"].to(dtype), gamma)  # γ ⊙ C x_i, (B, T, D)

@@ -32,6 +32,8 @@ def head_vectors(value_out: torch.Tensor, w_out: torch.Tensor, positions: list[i
     """
     B, T, _ = value_out.shape
     D = w_out.shape[0]
+    if not positions:  # no kept head (masked, or removed by surgery: then there is nothing to view)
+        return value_out.new_zeros(B, T, 0, D)
     idx = torch.as_tensor(positions, device=value_out.device, dtype=torch.long)
     v = value_out.view(B, T, -1, head_dim).index_select(2, idx)  # (B, T, Hk, d)
     w = w_out.view(D, -1, head_dim).index_select(1, idx).to(v.dtype)  # (D, Hk, d)

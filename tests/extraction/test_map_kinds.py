@@ -248,3 +248,18 @@ def test_resln_decomposition_sums_to_the_layernorm_output(model):
 def test_unknown_kind_is_refused(model):
     with pytest.raises(ValueError, match="rollout"):
         MapCapture(model, kinds=("attnflow",))
+
+
+def test_surgery_gives_the_maps_of_the_gated_model():
+    """Heads removed from the weights (a whole layer's included) give the maps that masking them gives."""
+    from attnpatterns.pruning.surgery import prune_heads
+
+    pruned = tiny_bert(seed=3)
+    batch = _batch()
+    masked = _captured(pruned, batch, MASK)
+    prune_heads(pruned, {0: [1], 1: [0, 1, 2, 3]})
+    removed = _captured(pruned, batch)
+    for a, b in zip(masked, removed):
+        assert a.head_ids == b.head_ids and set(a.maps) == set(b.maps)
+        for kind in a.maps:
+            torch.testing.assert_close(a.maps[kind], b.maps[kind], atol=1e-6, rtol=0)
