@@ -157,3 +157,52 @@ def test_tokenizer_length_warning_is_silenced_but_own_truncation_warning_kept(ti
         logging.getLogger("transformers").removeHandler(handler)
     assert r.exit_code == 0, r.output
     assert not [m for m in handler.messages if "Token indices sequence length" in m]
+
+
+# -- further bad inputs found by trying the commands ---------------------------------------------------------------
+
+
+def test_table_rows_with_the_wrong_number_of_fields(tmp_path):
+    from attnpatterns.data.files import read_table
+    from attnpatterns.data.records import InputError
+
+    (tmp_path / "extra.tsv").write_text("text\tlabel\nhello there\t1\tEXTRA\n")
+    with pytest.raises(InputError, match=r"extra\.tsv:2 has 3 tab-separated field\(s\) but the header has 2"):
+        read_table(tmp_path / "extra.tsv")
+    (tmp_path / "short.csv").write_text("text,label\nhello there\n")
+    with pytest.raises(InputError, match=r"short\.csv:2 has 1 comma-separated field\(s\)"):
+        read_table(tmp_path / "short.csv")
+    r = invoke("extract", tmp_path / "extra.tsv", "-o", tmp_path / "r")
+    assert r.exit_code == 2 and "has 3 tab-separated field(s)" in first_error(r.output)
+
+
+def test_bad_regular_expressions_are_errors(tmp_path):
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for name in ("m1", "m2"):
+        np.save(maps / f"{name}.npy", np.full((5, 5), 0.2, np.float32))
+    (maps / "labels.txt").write_text("vertical = m1\ndiagonal = m2\n")
+    r = invoke("train", "-k", "raw", "--data", maps, "--group-pattern", "(", "--skip-cv",
+               "--allow-empty-classes", "-o", tmp_path / "t", "-q")
+    assert r.exit_code == 2 and "group pattern '(' is not a valid regular expression" in first_error(r.output)
+    r = invoke("classify", maps, "--name-pattern", "(", "-o", tmp_path / "c", "-q", "--device", "cpu")
+    assert r.exit_code == 2 and "--name-pattern '(' is not a valid regular expression" in first_error(r.output)
+    r = invoke("classify", maps, "--name-pattern", r"m(\d+)", "-o", tmp_path / "c", "-q", "--device", "cpu")
+    assert r.exit_code == 2 and "lacks the named group(s) example, layer, head" in first_error(r.output)
+
+
+@pytest.mark.parametrize("args, option", [
+    (["extract", "--batch-size", "0"], "--batch-size"),
+    (["train", "-k", "raw", "--folds", "1"], "--folds"),
+    (["annotate", "build-corpus", ".", "--per-kind", "0"], "--per-kind"),
+    (["annotate", "export-sheets", "-o", "x", "--per-sheet", "0"], "--per-sheet"),
+])
+def test_numbers_out_of_range_are_usage_errors(args, option):
+    r = invoke(*args)
+    assert r.exit_code == 2 and option in r.output and "Traceback" not in r.output
+
+
+def test_report_of_a_file(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    r = invoke("report", tmp_path / "x.txt", "-q")
+    assert r.exit_code == 2 and "is a file, not a folder" in first_error(r.output)

@@ -98,7 +98,10 @@ def collect_run(rundir: str | Path) -> ReportInputs:
     """Find the comparison(s), pruning logs and manifest under a run folder (see :mod:`.runs`)."""
     rundir = Path(rundir)
     if not rundir.is_dir():
-        raise AnalysisInputError(f"run folder {rundir} does not exist")
+        what = "is a file, not a folder" if rundir.exists() else "does not exist"
+        raise AnalysisInputError(
+            f"run folder {rundir} {what}; pass the folder that holds the output of `attnpatterns compare`"
+        )
     folders = find_comparisons(rundir)
     if not folders:
         raise AnalysisInputError(

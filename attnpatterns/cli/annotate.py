@@ -76,7 +76,7 @@ annotate_app = typer.Typer(
 @annotate_app.command("build-corpus")
 def build_corpus(
     runs: Annotated[list[Path], typer.Argument(help="Extraction run folders (e.g. one of singles, one of pairs).")],
-    per_kind: Annotated[int, typer.Option("--per-kind", "-n", help="Maps to add per kind, split over the runs.")] = 100,
+    per_kind: Annotated[int, typer.Option("--per-kind", "-n", help="Maps to add per kind, split over the runs.", min=1)] = 100,
     seed: SeedOpt = 0,
     kinds: Annotated[
         Optional[list[str]], typer.Option("--kind", "-k", help="Kinds to add (repeat); default all.")
@@ -155,9 +155,9 @@ def export_sheets_cmd(
     annotator: Annotated[
         Optional[str], typer.Option("--annotator", "-a", help="Who will label (needed for --pass second).")
     ] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many maps (default all).")] = None,
-    per_sheet: Annotated[int, typer.Option("--per-sheet", help="Maps per sheet.")] = 16,
-    ncols: Annotated[int, typer.Option("--ncols", help="Columns per sheet.")] = 4,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many maps (default all).", min=1)] = None,
+    per_sheet: Annotated[int, typer.Option("--per-sheet", help="Maps per sheet.", min=1)] = 16,
+    ncols: Annotated[int, typer.Option("--ncols", help="Columns per sheet.", min=1)] = 4,
     order: Annotated[str, typer.Option("--order", help="corpus or random (seeded).")] = "corpus",
     fraction: Annotated[float, typer.Option("--fraction", help="Second pass: share of labelled maps.")] = 0.2,
     shard: Annotated[
@@ -335,6 +335,10 @@ def columns_cmd(
 
     _check_choice(kind, MAP_KINDS, "--kind")
     root = _existing_corpus(corpus) if map_ids or run is None else _corpus(corpus)
+    index = {m["map_id"]: m for m in read_map_index(root)} if map_ids else {}
+    unknown = [m for m in map_ids or [] if m not in index]
+    if unknown:
+        raise fail(f"not in the corpus {root}: {', '.join(unknown)} (see maps.jsonl for the ids)")
     typer.echo("share of the content rows (no [CLS] or [SEP] rows) whose cell reaches "
                + ", ".join(f"{level:g} ({LEVEL_COLOURS[level]})" for level in LEVELS) + " of the map maximum")
 
@@ -344,10 +348,6 @@ def columns_cmd(
         typer.echo(f"{name}  ({coverage[0].n_rows} content rows)  " + "; ".join(cells))
 
     if map_ids:
-        index = {m["map_id"]: m for m in read_map_index(root)}
-        unknown = [m for m in map_ids if m not in index]
-        if unknown:
-            raise fail(f"not in the corpus {root}: {', '.join(unknown)} (see maps.jsonl for the ids)")
         arrays = read_arrays(root, map_ids)
         for map_id in map_ids:
             show(map_id, arrays[map_id], index[map_id]["tokens"])

@@ -59,7 +59,7 @@ def extract(
         "Map kinds, comma-separated: raw, normed (per head); rollout, resln, alti, valuezero (per layer; "
         "valuezero recomputes each layer T + 1 times)."))] = "raw,normed",
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16 or float32.")] = "float16",
-    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.", min=1)] = 16,
     head_mask: HeadMaskOpt = None,
     allow_empty_mask: AllowEmptyMaskOpt = False,
     mlp_mask: MlpMaskOpt = None,

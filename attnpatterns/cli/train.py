@@ -67,7 +67,7 @@ def train(
         Optional[Path], typer.Option("--data", help="Labelled maps (default: the project's annotations/).")
     ] = None,
     format: FormatOpt = "auto",
-    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.", min=2)] = 5,
     cv_repeats: Annotated[
         int, typer.Option("--cv-repeats", help="Run cross-validation this many times with other fold splits and "
                           "report every run's macro-F1 and their mean (small corpora: one split is noisy).")

@@ -83,7 +83,18 @@ def _rows_from_table(path: Path) -> tuple[list[dict], list[str]]:
         return rows, columns
     delimiter = "\t" if suffix == ".tsv" else ","
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
-    rows = [dict(r) for r in reader]
+    rows = []
+    for r in reader:
+        # DictReader files extra fields under None and fills missing ones with None: both mean a shifted row.
+        n_fields = len(r) - 1 + len(r[None]) if None in r else sum(v is not None for v in r.values())
+        if n_fields != len(reader.fieldnames or []):
+            sep = "tab" if delimiter == "\t" else "comma"
+            raise InputError(
+                f"{path}:{reader.line_num} has {n_fields} {sep}-separated field(s) but the header has "
+                f"{len(reader.fieldnames or [])} ({', '.join(reader.fieldnames or [])}); fix the row (quote fields "
+                f"that contain a {sep})."
+            )
+        rows.append(dict(r))
     return rows, list(reader.fieldnames or [])
 
 

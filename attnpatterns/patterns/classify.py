@@ -230,6 +230,21 @@ def classify_run(
     )
 
 
+def check_name_pattern(pattern: str) -> str:
+    """``pattern`` if it compiles and has the named groups ``example``, ``layer`` and ``head``; ValueError else."""
+    try:
+        groups = set(re.compile(pattern, flags=re.IGNORECASE).groupindex)
+    except re.error as exc:
+        raise ValueError(f"--name-pattern {pattern!r} is not a valid regular expression ({exc})") from exc
+    missing = [g for g in ("example", "layer", "head") if g not in groups]
+    if missing:
+        raise ValueError(
+            f"--name-pattern {pattern!r} lacks the named group(s) {', '.join(missing)}; write them as (?P<layer>\\d+) "
+            f"etc., like the default {DEFAULT_NAME_PATTERN!r}"
+        )
+    return pattern
+
+
 def parse_map_name(name: str, pattern: str = DEFAULT_NAME_PATTERN) -> tuple[str, int, int]:
     """(example_id, layer, head) from a file stem; layer and head are -1 when the pattern does not match."""
     match = re.match(pattern, name, flags=re.IGNORECASE)
@@ -253,6 +268,7 @@ def classify_maps(
     """
     if len(names) != len(arrays):
         raise ValueError("names and arrays must have the same length")
+    check_name_pattern(name_pattern)
     parsed = [parse_map_name(n, name_pattern) for n in names]
     frames = []
     for start in range(0, len(arrays), batch_size):

@@ -120,6 +120,17 @@ def _group_of(name: str, pattern: re.Pattern | None) -> str:
     return match.group(1) if match.groups() else match.group(0)
 
 
+def _compile_group_pattern(text: str | None) -> re.Pattern | None:
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise DataError(
+            f"group pattern {text!r} is not a valid regular expression ({exc}); e.g. --group-pattern '^(ex\\d+)_'"
+        ) from exc
+
+
 def _strip_npy(name: str) -> str:
     return name[:-4] if name.lower().endswith(".npy") else name
 
@@ -162,7 +173,7 @@ def _labeled_from_pairs(
             + (" ..." if len(missing) > 5 else "")
         )
     labels = label_map.map_all(seen[n][0] for n in names)
-    pattern = re.compile(group_pattern) if group_pattern else None
+    pattern = _compile_group_pattern(group_pattern)
     return LabeledSet(
         names=names,
         arrays=[_load_npy(folder, n) for n in names],

@@ -94,3 +94,8 @@ def test_import_labels_library_refuses_missing_corpus(tmp_path):
 def test_import_npy_of_a_missing_folder(tmp_path):
     r = invoke("annotate", "import-npy", tmp_path / "nope", "--corpus", tmp_path / "c")
     assert r.exit_code == 2 and "nope does not exist; pass a folder of square" in first_error(r.output)
+
+
+def test_columns_unknown_id_fails_before_printing(corpus):
+    r = invoke("annotate", "columns", "no-such-map", "--corpus", corpus)
+    assert r.exit_code == 2 and r.output.splitlines()[0].startswith("Error: not in the corpus")
