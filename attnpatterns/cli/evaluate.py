@@ -1,4 +1,5 @@
-"""``attnpatterns evaluate CHECKPOINT DATA``: score a classifier on labelled maps and print the report."""
+"""``attnpatterns evaluate CHECKPOINT DATA``: score a classifier on labelled maps and print the report
+(per-class F1, macro-F1, Cohen's kappa, confusion matrix)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def evaluate(
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Print per-class precision, recall and F1, macro-F1 and the confusion matrix of a checkpoint on DATA."""
+    """Print per-class precision, recall and F1, macro-F1, Cohen's kappa and the confusion matrix of a checkpoint on
+    DATA (kappa is the unit of the annotators' agreement, annotations/agreement.json)."""
     from attnpatterns.patterns import CheckpointError, KindMismatchError, evaluate_classifier, load_classifier
     from attnpatterns.patterns.evaluate import EVALUATION_RUN
     from attnpatterns.patterns.preprocess import MapError
@@ -62,7 +64,7 @@ def evaluate(
     if output is not None:
         folder.start({"checkpoint": checkpoint, "data": str(data), "kind": dataset.kind})
         report.save(output)
-        folder.finish(macro_f1=report.macro_f1)
+        folder.finish(macro_f1=report.macro_f1, cohen_kappa=report.kappa)
         typer.echo(f"saved the report to {output}")
 
 

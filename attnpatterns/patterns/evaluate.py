@@ -1,9 +1,12 @@
-"""Scores of a classifier on labelled maps: per-class precision/recall/F1, macro-F1 and the confusion matrix.
+"""Scores of a classifier on labelled maps: per-class precision/recall/F1, macro-F1, Cohen's kappa and the confusion
+matrix.
 
 Metrics come from scikit-learn and always cover all five pattern types in :data:`PATTERN_TYPES` order (a type
 with no maps gets support 0 and, by scikit-learn's ``zero_division=0``, scores 0; it is then left out of the
-macro average, which is taken over the types present in the true labels). The same report serves the
-cross-validation of ``attnpatterns train`` (out-of-fold predictions) and ``attnpatterns evaluate``.
+macro average, which is taken over the types present in the true labels). Cohen's kappa is given beside macro-F1
+because the annotators' agreement is reported as kappa (``annotations/agreement.json``), so a classifier can be set
+against the human ceiling in the same unit. The same report serves the cross-validation of ``attnpatterns train``
+(out-of-fold predictions) and ``attnpatterns evaluate``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
 from attnpatterns.constants import PATTERN_TYPES
 
@@ -82,6 +85,17 @@ class EvaluationReport:
         return float(f)
 
     @property
+    def kappa(self) -> float:
+        """Cohen's kappa of the predictions against the true labels (chance-corrected agreement).
+
+        When the true and predicted labels together hold one type only, kappa is 0/0; the predictions then agree
+        perfectly and it is reported as 1.0, as :func:`attnpatterns.annotation.agreement.pass_agreement` does.
+        """
+        if len(set(self.y_true.tolist()) | set(self.y_pred.tolist())) < 2:
+            return 1.0
+        return float(cohen_kappa_score(self.y_true, self.y_pred, labels=list(range(len(self.labels)))))
+
+    @property
     def accuracy(self) -> float:
         return float(accuracy_score(self.y_true, self.y_pred))
 
@@ -96,6 +110,7 @@ class EvaluationReport:
             "labels": list(self.labels),
             "n_maps": int(self.y_true.size),
             "macro_f1": self.macro_f1,
+            "cohen_kappa": self.kappa,
             f"macro_f1_types_with_{RELIABLE_SUPPORT}_or_more_maps": self.macro_f1_over(RELIABLE_SUPPORT),
             "accuracy": self.accuracy,
             "per_class": self.per_class,
@@ -107,7 +122,7 @@ class EvaluationReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> EvaluationReport:
-        known = {"title", "labels", "n_maps", "macro_f1", "accuracy", "per_class", "confusion_matrix",
+        known = {"title", "labels", "n_maps", "macro_f1", "cohen_kappa", "accuracy", "per_class", "confusion_matrix",
                  f"macro_f1_types_with_{RELIABLE_SUPPORT}_or_more_maps"}
         extra = {k: v for k, v in data.items() if k not in known | {"y_true", "y_pred"}}
         return cls(data["y_true"], data["y_pred"], tuple(data["labels"]), data.get("title", ""), extra)
@@ -120,7 +135,8 @@ class EvaluationReport:
             lines.append(
                 f"{name:<{width}}  {s['precision']:9.3f}  {s['recall']:6.3f}  {s['f1']:5.3f}  {s['support']:7d}"
             )
-        lines.append(f"macro-F1 {self.macro_f1:.3f}   accuracy {self.accuracy:.3f}   maps {self.y_true.size}")
+        lines.append(f"macro-F1 {self.macro_f1:.3f}   Cohen's kappa {self.kappa:.3f}   accuracy {self.accuracy:.3f}   "
+                     f"maps {self.y_true.size}")
         reliable = self.macro_f1_over(RELIABLE_SUPPORT)
         support = np.bincount(self.y_true, minlength=len(self.labels))
         if reliable is not None and any(support[i] < RELIABLE_SUPPORT for i in self.present):

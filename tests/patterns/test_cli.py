@@ -50,7 +50,7 @@ def test_train_then_evaluate_on_npy_tsv(tsv_folder, tmp_path, default_dir):
 
     result = invoke("evaluate", out, tsv_folder, "-o", tmp_path / "eval")
     assert result.exit_code == 0, result.output
-    assert "macro-F1" in result.output and "vertical+diagonal" in result.output
+    assert "macro-F1" in result.output and "Cohen's kappa" in result.output and "vertical+diagonal" in result.output
     assert (tmp_path / "eval" / "confusion_matrix.png").is_file()
     result = invoke("evaluate", "default", tsv_folder, "--kind", "normed")
     assert result.exit_code == 0, result.output

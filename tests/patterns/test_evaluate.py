@@ -61,3 +61,44 @@ def test_evaluate_classifier(raw_classifier, raw_set, normed_set):
     assert report.y_true.size == len(raw_set) and report.macro_f1 > 0.8
     with pytest.raises(KindMismatchError):
         evaluate_classifier(raw_classifier, normed_set)
+
+
+def _from_confusion(counts):
+    """y_true, y_pred with ``counts[i][j]`` maps of true type i predicted as j."""
+    y_true = [i for i, row in enumerate(counts) for j, c in enumerate(row) for _ in range(c)]
+    y_pred = [j for i, row in enumerate(counts) for j, c in enumerate(row) for _ in range(c)]
+    return np.array(y_true), np.array(y_pred)
+
+
+def test_kappa_matches_the_formula_by_hand():
+    # Made-up confusion over the five types (rows = true, columns = predicted); block has no maps at all.
+    counts = [
+        [20, 2, 1, 0, 0],
+        [3, 15, 2, 0, 0],
+        [0, 1, 6, 0, 1],
+        [0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 8],
+    ]
+    n = sum(map(sum, counts))
+    observed = sum(counts[i][i] for i in range(5)) / n
+    rows = [sum(r) for r in counts]
+    cols = [sum(r[j] for r in counts) for j in range(5)]
+    expected = sum(rows[i] * cols[i] for i in range(5)) / n**2
+    by_hand = (observed - expected) / (1 - expected)
+    # n = 60, observed 49/60, expected 1065/3600: kappa = 1875/2535 = 125/169
+    assert by_hand == pytest.approx(125 / 169)
+    report = EvaluationReport(*_from_confusion(counts))
+    assert report.confusion.tolist() == counts
+    assert report.kappa == pytest.approx(by_hand)
+    assert f"Cohen's kappa {by_hand:.3f}" in report.to_text()
+    data = report.to_dict()
+    assert data["cohen_kappa"] == pytest.approx(by_hand)
+    assert "cohen_kappa" not in EvaluationReport.from_dict(data).extra
+
+
+def test_kappa_edge_cases():
+    assert report_from_labels(["block"] * 3, ["block"] * 3).kappa == 1.0  # one type only: 0/0, perfect agreement
+    assert report_from_labels(["vertical", "diagonal"], ["diagonal", "vertical"]).kappa == pytest.approx(-1.0)
+    chance = report_from_labels(["vertical", "vertical", "diagonal", "diagonal"],
+                                ["vertical", "diagonal", "vertical", "diagonal"])
+    assert chance.kappa == pytest.approx(0.0)
