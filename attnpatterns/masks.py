@@ -113,7 +113,8 @@ def require_kept_heads(mask: np.ndarray, origin: str = "head mask", option: str 
     """``mask`` unchanged if it keeps at least one head; :class:`EmptyMaskError` otherwise."""
     if not np.any(np.asarray(mask) == 1):
         raise EmptyMaskError(
-            f"{origin} keeps no heads (every value is 0), so the run would have no attention maps at all; "
+            f"{origin} keeps no heads (every value is 0): the model would run without a single attention head "
+            "(and extraction would give no maps); "
             f"pass a mask with at least one 1 (1 = keep), or add {option} if that is really what you want."
         )
     return mask
