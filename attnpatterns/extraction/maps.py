@@ -74,6 +74,7 @@ class MapCapture:
             self.kept.append([ids[p] for p in pos])
         self._values: dict[int, torch.Tensor] = {}
         self._grams: dict[int, torch.Tensor] = {}
+        self._ln_w_out: dict[int, torch.Tensor] = {}  # per layer: Γ C W_O (LayerNorm's linear part folded in)
         self._out: list[LayerMaps | None] = [None] * self.adapter.num_layers
         self._handles: list = []
         self._layer_kinds = tuple(k for k in self.kinds if k in LAYER_KINDS)
@@ -157,10 +158,10 @@ class MapCapture:
                 gamma = module.weight.detach().to(dtype)
                 x = pending["x"]
                 value = pending["value"] if pending["value"] is not None else x.new_zeros(*x.shape[:2], 0)
-                f = mixing.head_vectors(
-                    value.to(dtype), mods.attn_out.weight.detach(), self.positions[layer], head_dim
-                )
-                fc = mixing.ln_linear(f, gamma)  # γ ⊙ C f^h(x_j), (B, T, Hk, D)
+                if layer not in self._ln_w_out:  # weights are fixed during a capture: fold γ ⊙ C into W_O once
+                    self._ln_w_out[layer] = mixing.ln_linear(mods.attn_out.weight.detach().T.to(dtype), gamma).T
+                # γ ⊙ C f^h(x_j) = (x_j W_V + b_V)_h (Γ C W_O^h)ᵀ: (B, T, Hk, D)
+                fc = mixing.head_vectors(value.to(dtype), self._ln_w_out[layer], self.positions[layer], head_dim)
                 xc = mixing.ln_linear(pending["x"].to(dtype), gamma)  # γ ⊙ C x_i, (B, T, D)
                 scale = mixing.ln_scale(args[0].detach().to(dtype), module.eps)  # s(y_i), (B, T)
                 if "resln" in self.kinds:
