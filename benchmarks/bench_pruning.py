@@ -65,9 +65,9 @@ def main() -> None:
 
     from attnpatterns.models import load_model
     from attnpatterns.pruning.batches import encode, iterate_batches
-    from attnpatterns.pruning.gates import gated
+    from attnpatterns.masking.gates import gated
     from attnpatterns.pruning.importance import VARIANTS, gate_gradients
-    from attnpatterns.pruning.surgery import physically_prune
+    from attnpatterns.masking.surgery import physically_prune
     from attnpatterns.pruning.tasks import load_task
     from attnpatterns.runtime import resolve_device, seed_everything
 

@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from attnpatterns.cli.app import app
-from attnpatterns.masks import EmptyMaskError, MaskError, load_head_mask, require_kept_heads
+from attnpatterns.masking.files import EmptyMaskError, MaskError, load_head_mask, require_kept_heads
 from tests.helpers import save_tiny_model
 
 runner = CliRunner()

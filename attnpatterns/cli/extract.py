@@ -72,7 +72,7 @@ def extract(
     from attnpatterns.data.records import InputError
     from attnpatterns.data.sources import load_inputs
     from attnpatterns.extraction import ExtractionConfig, RunExistsError, extract_maps
-    from attnpatterns.masks import MaskError, load_head_mask, load_mlp_mask
+    from attnpatterns.masking.files import MaskError, load_head_mask, load_mlp_mask
     from attnpatterns.models import ModelLoadError, UnsupportedArchitectureError, load_model
     from attnpatterns.runtime import resolve_device, seed_everything
 

@@ -76,11 +76,11 @@ def finetune(
     Works under `torchrun --nproc_per_node N -m attnpatterns.cli.app finetune ...` and `accelerate launch`.
     """
     from attnpatterns.extraction import RunExistsError
-    from attnpatterns.masks import require_kept_heads
+    from attnpatterns.masking.files import require_kept_heads
     from attnpatterns.models import load_model
     from attnpatterns.pruning.finetune import FinetuneConfig
     from attnpatterns.pruning.finetune import finetune as run_finetune
-    from attnpatterns.pruning.subnetwork import Subnetwork
+    from attnpatterns.masking.subnetwork import Subnetwork
     from attnpatterns.runtime import resolve_device, seed_everything
 
     try:

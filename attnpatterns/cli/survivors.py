@@ -28,7 +28,7 @@ def survivors(
     quiet: QuietOpt = False,
 ) -> None:
     """Combine the masks of several seeds: heads and MLPs kept in every seed, per-head frequency, Fleiss' κ."""
-    from attnpatterns.masks import MaskError
+    from attnpatterns.masking.files import MaskError
     from attnpatterns.pruning.survivors import compute_survivors, find_mask_sets
     from attnpatterns.runfolder import RunExistsError, is_attnpatterns_run
 

@@ -27,8 +27,8 @@ from torch import nn
 
 from attnpatterns.constants import HEAD_KINDS, LAYER_KINDS, MAP_KINDS
 from attnpatterns.extraction import mixing
+from attnpatterns.masking.gates import Gates
 from attnpatterns.models.adapter import get_adapter
-from attnpatterns.pruning.gates import Gates
 
 
 @dataclass

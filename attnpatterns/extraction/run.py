@@ -33,7 +33,7 @@ from attnpatterns.extraction.store import (
     prepare_resume,
     write_json,
 )
-from attnpatterns.masks import check_head_mask, check_mlp_mask
+from attnpatterns.masking.files import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
 from attnpatterns.runfolder import base_manifest, prepare_run_folder

@@ -154,7 +154,7 @@ def load_model(
     cls = AutoModelForSequenceClassification if classification else AutoModel
     try:
         if _looks_physically_pruned(config):
-            from attnpatterns.pruning.surgery import load_physically_pruned
+            from attnpatterns.masking.surgery import load_physically_pruned
 
             model = load_physically_pruned(cls, path, **kwargs)
         else:

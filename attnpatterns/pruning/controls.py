@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.pruning.evaluation import evaluate
 from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.structured import meets_target
-from attnpatterns.pruning.subnetwork import Subnetwork
 from attnpatterns.pruning.tasks import Task, limit_examples
 
 CONTROL_KINDS = ("random", "bad")

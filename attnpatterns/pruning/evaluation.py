@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from attnpatterns.data.records import InputError, TextExample
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.models.adapter import model_device
 from attnpatterns.pruning.batches import encode, iterate_batches
 from attnpatterns.pruning.metrics import compute_metrics
-from attnpatterns.pruning.subnetwork import Subnetwork
 
 
 class NotAClassifierError(ValueError):

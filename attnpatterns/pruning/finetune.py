@@ -6,7 +6,7 @@ settings are the ``paper`` preset (lr 2e-5, batch 32, 3 epochs, max length 128);
 built-in tasks use by default, so that the whole default pipeline fits in minutes on a laptop CPU. Any single
 setting can still be given explicitly.
 
-A :class:`~attnpatterns.pruning.subnetwork.Subnetwork` can be held off during training (masked heads and MLPs gated
+A :class:`~attnpatterns.masking.subnetwork.Subnetwork` can be held off during training (masked heads and MLPs gated
 to 0, masked weights fixed at 0): that is the re-fine-tuning of the controls, starting from pretrained weights.
 The run folder is a loadable model folder (``save_pretrained`` + tokenizer) plus ``metrics.json``, the masks that
 were held off, and the manifest; a finished run with the same fingerprint is reused rather than recomputed.
@@ -36,7 +36,7 @@ from attnpatterns.pruning.runs import (
     base_model_name,
     model_identity,
 )
-from attnpatterns.pruning.subnetwork import Subnetwork
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.pruning.tasks import Task, limit_examples
 from attnpatterns.runfolder import fingerprint, open_run_folder, read_manifest, write_json
 

@@ -1,6 +1,6 @@
 """Importance of heads and MLPs: |∂L/∂ξ| accumulated over a dataset, in one of three variants.
 
-ξ_{l,h} is head h's gate in layer l and ν_l the MLP gate of :mod:`attnpatterns.pruning.gates`, both at their current
+ξ_{l,h} is head h's gate in layer l and ν_l the MLP gate of :mod:`attnpatterns.masking.gates`, both at their current
 mask values (1 kept, 0 masked). The gate of head h multiplies its context vectors c_t (one per token t, before W_O),
 so ``∂L/∂ξ = Σ_t <c_t, ∂L/∂(ξ c)_t>``; the MLP gate multiplies the FFN output the same way. The variants differ in
 *where the absolute value is taken* and over which loss (sums run over the examples x and their non-padding tokens
@@ -59,11 +59,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnpatterns.data.records import InputError, TextExample
+from attnpatterns.masking.gates import Gates
+from attnpatterns.masking.subnetwork import Subnetwork, weights_zeroed
 from attnpatterns.models.adapter import get_adapter, model_device
 from attnpatterns.pruning.batches import encode, iterate_batches
 from attnpatterns.pruning.evaluation import check_classifier
-from attnpatterns.pruning.gates import Gates
-from attnpatterns.pruning.subnetwork import Subnetwork, weights_zeroed
 
 #: Importance variants (see the module docstring): name -> one-line summary, for option help.
 VARIANTS = {

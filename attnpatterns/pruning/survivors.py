@@ -30,7 +30,7 @@ from attnpatterns.constants import (
     SUPER_MLP_MASK_FILE,
     SURVIVORS_FILE,
 )
-from attnpatterns.masks import MaskError, load_mask
+from attnpatterns.masking.files import MaskError, load_mask
 from attnpatterns.runfolder import check_output_folder, fingerprint, open_run_folder, read_manifest, write_json
 
 HEATMAP_FILE = "survival_heatmap.png"

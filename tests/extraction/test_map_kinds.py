@@ -16,7 +16,7 @@ import torch
 
 from attnpatterns.constants import LAYER_KINDS
 from attnpatterns.extraction import MapCapture
-from attnpatterns.pruning.gates import gated
+from attnpatterns.masking.gates import gated
 from tests.extraction.test_maps import _batch  # 3 examples of 9 tokens, one padded
 from tests.helpers import tiny_bert
 
@@ -252,7 +252,7 @@ def test_unknown_kind_is_refused(model):
 
 def test_surgery_gives_the_maps_of_the_gated_model():
     """Heads removed from the weights (a whole layer's included) give the maps that masking them gives."""
-    from attnpatterns.pruning.surgery import prune_heads
+    from attnpatterns.masking.surgery import prune_heads
 
     pruned = tiny_bert(seed=3)
     batch = _batch()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attnpatterns.extraction import MapCapture
-from attnpatterns.masks import MaskError
+from attnpatterns.masking.files import MaskError
 from tests.helpers import tiny_bert
 
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from attnpatterns.data.records import InputError, TextExample
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.pruning.importance import ImportanceConfig, compute_importance, normalize
-from attnpatterns.pruning.subnetwork import Subnetwork
 from tests.helpers import bundled_model_path, tiny_bert
 
 TEXTS = [

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.pruning.importance import ImportanceConfig, compute_importance
-from attnpatterns.pruning.subnetwork import Subnetwork
 from tests.helpers import tiny_bert
 from tests.pruning.test_importance import TEXTS, _examples, tokenizer  # noqa: F401 (tokenizer: a fixture)
 

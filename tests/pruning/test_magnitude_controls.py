@@ -13,8 +13,8 @@ from attnpatterns.pruning.magnitude import (
     global_magnitude_step,
     magnitude_prune,
 )
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.pruning.result import PruningResult
-from attnpatterns.pruning.subnetwork import Subnetwork
 from tests.helpers import bundled_model_path, tiny_bert
 from tests.pruning.conftest import make_task
 

@@ -14,7 +14,7 @@ from attnpatterns.pruning.structured import (
     run_schedule,
     structured_prune,
 )
-from attnpatterns.pruning.subnetwork import Subnetwork
+from attnpatterns.masking.subnetwork import Subnetwork
 from tests.helpers import tiny_bert
 from tests.pruning.conftest import make_task
 

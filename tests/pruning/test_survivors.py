@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from attnpatterns.masks import MaskError
+from attnpatterns.masking.files import MaskError
 from attnpatterns.pruning.survivors import (
     HEATMAP_FILE,
     compute_survivors,

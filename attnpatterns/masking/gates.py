@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnpatterns.masks import check_head_mask, check_mlp_mask
+from attnpatterns.masking.files import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import EncoderAdapter, get_adapter, model_device
 
 

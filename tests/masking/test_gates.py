@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attnpatterns.pruning.gates import Gates, gated
+from attnpatterns.masking.gates import Gates, gated
 from tests.helpers import tiny_bert
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnpatterns.masks import check_head_mask, check_mlp_mask
+from attnpatterns.masking.files import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import HEAD_IDS_CONFIG_KEY, PRUNED_MLPS_CONFIG_KEY, get_adapter
 
 

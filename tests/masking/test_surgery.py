@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from attnpatterns.masking.gates import gated
+from attnpatterns.masking.surgery import count_parameters, physically_prune, prune_heads
 from attnpatterns.models import load_model
 from attnpatterns.models.adapter import get_adapter
-from attnpatterns.pruning.gates import gated
-from attnpatterns.pruning.surgery import count_parameters, physically_prune, prune_heads
 from tests.helpers import save_tiny_model, tiny_bert
 
 

@@ -2,7 +2,7 @@
 
 One object carries the three kinds of mask so that evaluation, re-fine-tuning, controls and saving treat
 structured and magnitude pruning alike. Head and MLP masks are applied with the gates of
-:mod:`attnpatterns.pruning.gates`; weight masks (boolean, one per encoder linear named as in
+:mod:`attnpatterns.masking.gates`; weight masks (boolean, one per encoder linear named as in
 ``adapter.encoder_linear_weights()``, e.g. ``layer3.query``) are applied by multiplying the weights in place and
 restoring them afterwards, or -- for training with the pruned parts held off -- with ``torch.nn.utils.prune``
 reparametrisations, so that pruned weights stay exactly zero through every optimiser step.
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from attnpatterns.constants import HEAD_MASK_FILE, MLP_MASK_FILE
-from attnpatterns.masks import MaskError, check_head_mask, check_mlp_mask, load_mask, save_masks
+from attnpatterns.masking.files import MaskError, check_head_mask, check_mlp_mask, load_mask, save_masks
 from attnpatterns.models.adapter import get_adapter
 
 WEIGHT_MASKS_FILE = "weight_masks.safetensors"
@@ -44,7 +44,8 @@ class Subnetwork:
         )
 
     def check(self, model: nn.Module) -> Subnetwork:
-        """Validate shapes against ``model``; raise :class:`~attnpatterns.masks.MaskError` saying what is wrong."""
+        """Validate shapes against ``model``; raise :class:`~attnpatterns.masking.files.MaskError` saying what is
+        wrong."""
         adapter = get_adapter(model)
         L, H = adapter.num_layers, adapter.num_heads
         if self.head_mask is not None:
@@ -99,7 +100,7 @@ class Subnetwork:
     @contextmanager
     def applied(self, model: nn.Module) -> Iterator[None]:
         """Run ``model`` with this subnetwork (gates for heads/MLPs; weights zeroed in place, restored on exit)."""
-        from attnpatterns.pruning.gates import gated
+        from attnpatterns.masking.gates import gated
 
         with ExitStack() as stack:
             if self.head_mask is not None or self.mlp_mask is not None:
@@ -113,7 +114,7 @@ class Subnetwork:
         """For training: masked heads/MLPs gated off, masked weights fixed at zero (they stay zero on exit)."""
         from torch.nn.utils import prune
 
-        from attnpatterns.pruning.gates import gated
+        from attnpatterns.masking.gates import gated
 
         with ExitStack() as stack:
             if self.head_mask is not None or self.mlp_mask is not None:
