@@ -78,8 +78,8 @@ def finetune(
     from attnpatterns.extraction import RunExistsError
     from attnpatterns.masking.files import require_kept_heads
     from attnpatterns.models import load_model
-    from attnpatterns.pruning.finetune import FinetuneConfig
-    from attnpatterns.pruning.finetune import finetune as run_finetune
+    from attnpatterns.finetuning.finetune import FinetuneConfig
+    from attnpatterns.finetuning.finetune import finetune as run_finetune
     from attnpatterns.masking.subnetwork import Subnetwork
     from attnpatterns.runtime import resolve_device, seed_everything
 

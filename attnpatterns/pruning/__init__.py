@@ -1,9 +1,9 @@
 """Pruning: importance scores, structured and magnitude pruning, survivors across seeds.
 
-Gates, subnetworks and surgery (the mask mechanics) live in :mod:`attnpatterns.masking`. One concept per module:
+Gates, subnetworks and surgery (the mask mechanics) live in :mod:`attnpatterns.masking`, fine-tuning in
+:mod:`attnpatterns.finetuning`. One concept per module:
 
 - ``tasks`` / ``metrics``: labelled tasks (built-in, GLUE, user files) and their GLUE metrics;
-- ``finetune``: the Hugging Face Trainer on a task (paper and quick presets, masks held off for re-fine-tuning);
 - ``importance``: |∂L/∂gate| of every head and MLP (per example, or as the bertology or Michel et al. code)
   with the paper's normalisations;
 - ``structured`` / ``magnitude``: s-pruning and m-pruning with the 0.9 x full-score stop rule;

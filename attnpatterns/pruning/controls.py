@@ -6,7 +6,7 @@
   randomly drawn kept ones (when fewer) to the same size: the subnetwork pruning judged least useful.
 
 Weight masks keep the reference's count per matrix, so the layer-wise sparsity profile is the same. Re-fine-tuning
-a control (or the pruned subnetwork itself) from pretrained weights is :func:`attnpatterns.pruning.finetune.finetune`
+a control (or the pruned subnetwork itself) from pretrained weights is :func:`attnpatterns.finetuning.finetune.finetune`
 with ``subnetwork=`` the control.
 """
 

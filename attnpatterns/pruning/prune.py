@@ -23,7 +23,6 @@ from attnpatterns.models.loading import LoadedModel
 from attnpatterns.pruning.checkpoint import PRUNING_STATE_FILE, discard_checkpoint, load_checkpoint, save_checkpoint
 from attnpatterns.pruning.controls import CONTROL_KINDS, score_control
 from attnpatterns.pruning.evaluation import check_classifier
-from attnpatterns.pruning.finetune import autocast
 from attnpatterns.pruning.magnitude import MagnitudeConfig, MagnitudeState, magnitude_prune
 from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.runs import (
@@ -35,6 +34,7 @@ from attnpatterns.pruning.runs import (
 from attnpatterns.pruning.structured import ScheduleState, StructuredConfig, structured_prune
 from attnpatterns.pruning.tasks import Task
 from attnpatterns.runfolder import open_run_folder
+from attnpatterns.runtime import autocast
 
 METHODS = ("structured", "magnitude", *CONTROL_KINDS)
 #: The step state of each method whose unfinished run continues from its last finished step (controls start again).

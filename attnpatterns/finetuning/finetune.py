@@ -14,7 +14,6 @@ were held off, and the manifest; a finished run with the same fingerprint is reu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from attnpatterns.constants import MANIFEST_FILE
+from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
 from attnpatterns.pruning.batches import FeatureDataset, collate, encode
@@ -36,11 +36,10 @@ from attnpatterns.pruning.runs import (
     base_model_name,
     model_identity,
 )
-from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.pruning.tasks import Task, limit_examples
 from attnpatterns.runfolder import fingerprint, open_run_folder, read_manifest, write_json
+from attnpatterns.runtime import MIXED_PRECISION, check_mixed_precision
 
-MIXED_PRECISION = ("no", "fp16", "bf16")
 
 #: Named settings. ``paper``: Prasanna et al. (2020). ``quick``: the built-in tasks' default (short texts, CPU).
 PRESETS: dict[str, dict] = {
@@ -139,22 +138,6 @@ def _world_size() -> int:
 
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
-
-
-def check_mixed_precision(mode: str, device) -> str:
-    """``mode`` if this device can use it: fp16 needs CUDA, bf16 works on CUDA and recent CPUs."""
-    if mode not in MIXED_PRECISION:
-        raise ValueError(f"mixed precision must be one of {', '.join(MIXED_PRECISION)}, not {mode!r}.")
-    if mode == "fp16" and torch.device(device).type != "cuda":
-        raise ValueError("fp16 mixed precision needs a CUDA GPU; use --mixed-precision bf16 or no on this device.")
-    return mode
-
-
-def autocast(mode: str, device):
-    """A context that runs the forward pass in ``mode`` (no: a no-op)."""
-    if check_mixed_precision(mode, device) == "no":
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.float16 if mode == "fp16" else torch.bfloat16)
 
 
 def finetune(
