@@ -35,7 +35,7 @@ from attnpatterns.annotation.corpus import (
     CorpusMap, add_maps, make_map_id, model_short_name, read_map_index, slug,
 )
 from attnpatterns.annotation.heuristics import CANDIDATE_TYPES, candidate_score, heuristic_label
-from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import HEAD_KINDS, MAP_KINDS, PATTERN_TYPES
 
 CORPUS_LOG_FILE = "corpus_log.jsonl"
 BALANCES: tuple[str, ...] = ("none", "heuristic")
@@ -117,7 +117,11 @@ def sample_run_maps(
                              f"{', '.join(MAP_KINDS)}, TYPE in {', '.join(CANDIDATE_TYPES)} and N >= 0")
     if not sources:
         raise ValueError("give at least one extraction run to sample from")
-    kinds = tuple(kinds) if kinds else MAP_KINDS
+    kinds = tuple(kinds) if kinds else HEAD_KINDS
+    per_layer = [k for k in kinds if k not in HEAD_KINDS]
+    if per_layer:
+        raise ValueError(f"the annotation corpus holds per-head maps ({', '.join(HEAD_KINDS)}); "
+                         f"{', '.join(per_layer)} maps are one per layer and are not sampled")
     sample = Sample(maps=[])
     for k_index, kind in enumerate(kinds):
         usable = [s for s in sources if kind in s.run.kinds]
