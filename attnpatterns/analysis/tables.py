@@ -3,7 +3,8 @@
 A *pattern table* is what ``attnpatterns classify`` writes for one extraction run: one row per map (example,
 layer, original head id, kind) with its predicted pattern type, next to a manifest that carries the extraction
 run's manifest (model, head mask, ...). *Survivors* are what ``attnpatterns survivors`` writes: the heads kept
-by pruning in every seed, with the survival frequency and Fleiss' kappa.
+by pruning in every seed, with the survival frequency and Fleiss' kappa
+(:class:`attnpatterns.pruning.survivors.Survivors`, the one type that writes and reads them).
 
 The comparison is only meaningful when the tables and the survivors describe the same model, so this module
 refuses mismatches loudly: a different head grid, a "full model" table from a masked run, a "super-survivors"
@@ -31,6 +32,8 @@ from attnpatterns.constants import (
     SUPER_HEAD_MASK_FILE,
     SURVIVORS_FILE,
 )
+from attnpatterns.data.records import InputError
+from attnpatterns.pruning.survivors import Survivors, load_survivors  # noqa: F401 (the comparison's input)
 
 #: Columns a classification table must have; the five ``p_<type>`` columns are optional here.
 REQUIRED_COLUMNS: tuple[str, ...] = ("example_id", "layer", "head", "kind", "label")
@@ -38,9 +41,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("example_id", "layer", "head", "kind", "lab
 Head = tuple[int, int]  # (layer, original head id)
 
 
-class AnalysisInputError(ValueError):
-    """An input file is missing, malformed, or does not match the other inputs. The message says how to fix "
-    "it."""
+#: An input file is missing, malformed, or does not match the other inputs; the message says how to fix it. The
+#: project's one input error, so that :class:`Survivors` (read by pruning and analysis alike) raises it too.
+AnalysisInputError = InputError
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -227,147 +230,6 @@ def _validate_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             f"layer {first[1]}, head {first[2]}, {first[3]}); was the table appended to twice?"
         )
     return frame.reset_index(drop=True)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Survivors
-# ------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Survivors:
-    """The super-survivors of one task: heads (and MLPs) kept by pruning in every seed."""
-
-    n_layers: int
-    n_heads: int
-    heads: list[Head]
-    model: str | None = None
-    task: str | None = None
-    seeds: list = field(default_factory=list)
-    mlps: list[int] = field(default_factory=list)
-    frequency: np.ndarray | None = None  # (L, H) survival frequency over seeds
-    kappa: float | None = None
-    source: str | None = None
-
-    def __post_init__(self) -> None:
-        where = self.source or "survivors"
-        if self.n_layers <= 0 or self.n_heads <= 0:
-            raise AnalysisInputError(f"{where}: n_layers and n_heads must be positive")
-        heads = []
-        for item in self.heads:
-            try:
-                layer, head = (int(x) for x in item)
-            except (TypeError, ValueError) as err:
-                raise AnalysisInputError(
-                    f"{where}: super_survivor_heads must be [layer, head] pairs"
-                ) from err
-            if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
-                raise AnalysisInputError(
-                    f"{where}: super-survivor head ({layer}, {head}) lies outside the {self.n_layers} x "
-                    f"{self.n_heads} head grid"
-                )
-            heads.append((layer, head))
-        if len(set(heads)) != len(heads):
-            raise AnalysisInputError(f"{where}: super_survivor_heads lists a head twice")
-        self.heads = sorted(heads)
-        if self.frequency is not None:
-            freq = np.asarray(self.frequency, dtype=float)
-            if freq.shape != (self.n_layers, self.n_heads):
-                raise AnalysisInputError(
-                    f"{where}: head_survival_frequency has shape {freq.shape}, expected "
-                    f"({self.n_layers}, {self.n_heads})"
-                )
-            if np.any((freq < 0) | (freq > 1)) or np.isnan(freq).any():
-                raise AnalysisInputError(f"{where}: head_survival_frequency must lie in [0, 1]")
-            self.frequency = freq
-
-    @property
-    def head_mask(self) -> np.ndarray:
-        """(L, H) bool, True for a super-survivor."""
-        mask = np.zeros((self.n_layers, self.n_heads), dtype=bool)
-        for layer, head in self.heads:
-            mask[layer, head] = True
-        return mask
-
-    @property
-    def all_heads(self) -> list[Head]:
-        return [(a, b) for a in range(self.n_layers) for b in range(self.n_heads)]
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "task": self.task,
-            "seeds": list(self.seeds),
-            "n_layers": self.n_layers,
-            "n_heads": self.n_heads,
-            "super_survivor_heads": [list(h) for h in self.heads],
-            "super_survivor_mlps": list(self.mlps),
-            "head_survival_frequency": None if self.frequency is None else self.frequency.tolist(),
-            "fleiss_kappa_heads": self.kappa,
-            "source": self.source,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping, source: str | None = None) -> "Survivors":
-        where = source or "survivors"
-        if not isinstance(data, Mapping):
-            raise AnalysisInputError(
-                f"{where}: expected a JSON object as written by `attnpatterns survivors`"
-            )
-        missing = [k for k in ("n_layers", "n_heads", "super_survivor_heads") if k not in data]
-        if missing:
-            raise AnalysisInputError(
-                f"{where}: missing key(s) {', '.join(missing)}; is this the survivors.json written by "
-                "`attnpatterns survivors`?"
-            )
-        try:
-            n_layers, n_heads = int(data["n_layers"]), int(data["n_heads"])
-        except (TypeError, ValueError) as err:
-            raise AnalysisInputError(f"{where}: n_layers and n_heads must be integers") from err
-        kappa = data.get("fleiss_kappa_heads")
-        seeds = data.get("seeds") or []
-        if isinstance(seeds, (int, str)):
-            seeds = [seeds]
-        return cls(
-            n_layers=n_layers,
-            n_heads=n_heads,
-            heads=list(data.get("super_survivor_heads") or []),
-            model=_as_name(data.get("model")),
-            task=None if data.get("task") is None else str(data.get("task")),
-            seeds=list(seeds),
-            mlps=[int(x) for x in (data.get("super_survivor_mlps") or [])],
-            frequency=data.get("head_survival_frequency"),
-            kappa=None if kappa is None else float(kappa),
-            source=data.get("source", source) if source is None else source,
-        )
-
-
-def load_survivors(path: str | Path) -> Survivors:
-    """Load ``survivors.json`` (the file, or the folder ``attnpatterns survivors`` wrote). When the folder
-    also holds ``super_survivors_head_mask.npy``, it must agree with the JSON's list of heads."""
-    path = Path(path)
-    file = path / SURVIVORS_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise AnalysisInputError(
-            f"{path} holds no {SURVIVORS_FILE}; pass the output folder of `attnpatterns survivors`"
-            if path.is_dir()
-            else f"survivors file {path} does not exist"
-        )
-    survivors = Survivors.from_dict(_read_json(file), source=str(file))
-    mask_file = file.parent / SUPER_HEAD_MASK_FILE
-    if mask_file.is_file():
-        mask = np.load(mask_file, allow_pickle=False)
-        if mask.shape != (survivors.n_layers, survivors.n_heads):
-            raise AnalysisInputError(
-                f"{mask_file} has shape {mask.shape} but {file.name} describes a {survivors.n_layers} x "
-                f"{survivors.n_heads} head grid"
-            )
-        if not np.array_equal(mask > 0.5, survivors.head_mask):
-            raise AnalysisInputError(
-                f"{mask_file} and {file} disagree on which heads are super-survivors; rerun "
-                "`attnpatterns survivors`"
-            )
-    return survivors
 
 
 # ------------------------------------------------------------------------------------------------------------

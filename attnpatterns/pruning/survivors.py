@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from attnpatterns.constants import (
     SUPER_MLP_MASK_FILE,
     SURVIVORS_FILE,
 )
+from attnpatterns.data.records import InputError
 from attnpatterns.masking.files import MaskError, load_mask
 from attnpatterns.runfolder import check_output_folder, fingerprint, open_run_folder, read_manifest, write_json
 
@@ -130,55 +131,188 @@ def fleiss_kappa(masks: np.ndarray) -> float | None:
     return value if np.isfinite(value) else None
 
 
+Head = tuple[int, int]  # (layer, original head id)
+_MODEL_NAME_KEYS = ("path", "name_or_path", "name", "source", "id")
+
+
 @dataclass
 class Survivors:
-    task: str
-    model: str | None
-    seeds: list[int | None]
-    head_masks: np.ndarray  # (S, L, H)
-    mlp_masks: np.ndarray | None  # (S, L), None unless every seed has an MLP mask
-    sources: list[str] = field(default_factory=list)
+    """The super-survivors of one task: heads (and MLPs) kept by pruning in every seed.
+
+    The one type for ``survivors.json``: :func:`compute_survivors` makes it from the seeds' masks (then
+    ``head_masks`` / ``mlp_masks`` hold them), :meth:`save` writes the folder and :meth:`load` reads it back (the
+    comparison's input). ``mlps`` is None when not every seed had an MLP mask. Malformed input raises
+    :class:`~attnpatterns.data.records.InputError` saying what is wrong.
+    """
+
+    n_layers: int
+    n_heads: int
+    heads: list[Head]
+    model: str | None = None
+    task: str | None = None
+    seeds: list = field(default_factory=list)
+    mlps: list[int] | None = field(default_factory=list)
+    frequency: np.ndarray | None = None  # (L, H) survival frequency over seeds, to 6 decimals
+    kappa: float | None = None
+    source: str | None = None  # the file it was loaded from
+    heads_kept_per_seed: list[int] | None = None
+    mlps_kept_per_seed: list[int] | None = None
+    sources: list[str] = field(default_factory=list)  # the pruning runs it was computed from
+    head_masks: np.ndarray | None = None  # (S, L, H), when computed from the seeds' masks
+    mlp_masks: np.ndarray | None = None  # (S, L)
+
+    def __post_init__(self) -> None:
+        where = self.source or "survivors"
+        if self.n_layers <= 0 or self.n_heads <= 0:
+            raise InputError(f"{where}: n_layers and n_heads must be positive")
+        heads = []
+        for item in self.heads:
+            try:
+                layer, head = (int(x) for x in item)
+            except (TypeError, ValueError) as err:
+                raise InputError(f"{where}: super_survivor_heads must be [layer, head] pairs") from err
+            if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
+                raise InputError(
+                    f"{where}: super-survivor head ({layer}, {head}) lies outside the {self.n_layers} x "
+                    f"{self.n_heads} head grid"
+                )
+            heads.append((layer, head))
+        if len(set(heads)) != len(heads):
+            raise InputError(f"{where}: super_survivor_heads lists a head twice")
+        self.heads = sorted(heads)
+        if self.frequency is not None:
+            freq = np.asarray(self.frequency)
+            if not np.issubdtype(freq.dtype, np.floating):  # computed frequencies keep their dtype (and digits)
+                freq = freq.astype(float)
+            if freq.shape != (self.n_layers, self.n_heads):
+                raise InputError(
+                    f"{where}: head_survival_frequency has shape {freq.shape}, expected "
+                    f"({self.n_layers}, {self.n_heads})"
+                )
+            if np.any((freq < 0) | (freq > 1)) or np.isnan(freq).any():
+                raise InputError(f"{where}: head_survival_frequency must lie in [0, 1]")
+            self.frequency = freq
 
     @property
-    def n_layers(self) -> int:
-        return int(self.head_masks.shape[1])
-
-    @property
-    def n_heads(self) -> int:
-        return int(self.head_masks.shape[2])
+    def head_mask(self) -> np.ndarray:
+        """(L, H) bool, True for a super-survivor."""
+        mask = np.zeros((self.n_layers, self.n_heads), dtype=bool)
+        for layer, head in self.heads:
+            mask[layer, head] = True
+        return mask
 
     @property
     def super_head_mask(self) -> np.ndarray:
-        return np.all(self.head_masks == 1, axis=0).astype(np.float32)
+        """(L, H) float32, 1 for a super-survivor: the head mask that extraction takes."""
+        return self.head_mask.astype(np.float32)
 
     @property
     def super_mlp_mask(self) -> np.ndarray | None:
-        return None if self.mlp_masks is None else np.all(self.mlp_masks == 1, axis=0).astype(np.float32)
+        """(L,) float32, 1 for an MLP kept in every seed; None without MLP masks."""
+        if self.mlps is None:
+            return None
+        mask = np.zeros(self.n_layers, dtype=np.float32)
+        mask[list(self.mlps)] = 1
+        return mask
 
     @property
-    def head_frequency(self) -> np.ndarray:
-        return self.head_masks.mean(axis=0)
+    def head_frequency(self) -> np.ndarray | None:
+        return self.frequency
 
     @property
-    def kappa(self) -> float | None:
-        return fleiss_kappa(self.head_masks)
+    def all_heads(self) -> list[Head]:
+        return [(a, b) for a in range(self.n_layers) for b in range(self.n_heads)]
 
     def to_dict(self) -> dict:
-        mlp = self.super_mlp_mask
-        return {
+        """The content of ``survivors.json`` (plus ``source`` when it was loaded from a file)."""
+        data = {
             "model": self.model,
             "task": self.task,
-            "seeds": self.seeds,
+            "seeds": list(self.seeds),
             "n_layers": self.n_layers,
             "n_heads": self.n_heads,
-            "super_survivor_heads": [[int(l), int(h)] for l, h in zip(*np.nonzero(self.super_head_mask))],
-            "super_survivor_mlps": None if mlp is None else [int(l) for l in np.flatnonzero(mlp)],
-            "head_survival_frequency": np.round(self.head_frequency, 6).tolist(),
+            "super_survivor_heads": [[int(l), int(h)] for l, h in self.heads],
+            "super_survivor_mlps": None if self.mlps is None else [int(l) for l in self.mlps],
+            "head_survival_frequency": None if self.frequency is None else self.frequency.tolist(),
             "fleiss_kappa_heads": self.kappa,
-            "heads_kept_per_seed": [int(m.sum()) for m in self.head_masks],
-            "mlps_kept_per_seed": None if self.mlp_masks is None else [int(m.sum()) for m in self.mlp_masks],
-            "sources": self.sources,
+            "heads_kept_per_seed": self.heads_kept_per_seed,
+            "mlps_kept_per_seed": self.mlps_kept_per_seed,
+            "sources": list(self.sources),
         }
+        if self.source is not None:
+            data["source"] = self.source
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str | None = None) -> Survivors:
+        where = source or "survivors"
+        if not isinstance(data, Mapping):
+            raise InputError(f"{where}: expected a JSON object as written by `attnpatterns survivors`")
+        missing = [k for k in ("n_layers", "n_heads", "super_survivor_heads") if k not in data]
+        if missing:
+            raise InputError(
+                f"{where}: missing key(s) {', '.join(missing)}; is this the survivors.json written by "
+                "`attnpatterns survivors`?"
+            )
+        try:
+            n_layers, n_heads = int(data["n_layers"]), int(data["n_heads"])
+        except (TypeError, ValueError) as err:
+            raise InputError(f"{where}: n_layers and n_heads must be integers") from err
+        kappa = data.get("fleiss_kappa_heads")
+        seeds = data.get("seeds") or []
+        if isinstance(seeds, (int, str)):
+            seeds = [seeds]
+        model = data.get("model")
+        if isinstance(model, Mapping):  # a model recorded as a manifest entry: its path, else its name
+            model = next((model[k] for k in _MODEL_NAME_KEYS if model.get(k)), None)
+        mlps = data.get("super_survivor_mlps")
+        return cls(
+            n_layers=n_layers,
+            n_heads=n_heads,
+            heads=list(data.get("super_survivor_heads") or []),
+            model=None if model is None else str(model),
+            task=None if data.get("task") is None else str(data.get("task")),
+            seeds=list(seeds),
+            mlps=None if mlps is None else [int(x) for x in mlps],
+            frequency=data.get("head_survival_frequency"),
+            kappa=None if kappa is None else float(kappa),
+            source=data.get("source", source) if source is None else source,
+            heads_kept_per_seed=data.get("heads_kept_per_seed"),
+            mlps_kept_per_seed=data.get("mlps_kept_per_seed"),
+            sources=list(data.get("sources") or []),
+        )
+
+    @classmethod
+    def load(cls, path: Path | str) -> Survivors:
+        """Load ``survivors.json`` (the file, or the folder ``attnpatterns survivors`` wrote). When the folder
+        also holds ``super_survivors_head_mask.npy``, it must agree with the JSON's list of heads."""
+        path = Path(path)
+        file = path / SURVIVORS_FILE if path.is_dir() else path
+        if not file.is_file():
+            raise InputError(
+                f"{path} holds no {SURVIVORS_FILE}; pass the output folder of `attnpatterns survivors`"
+                if path.is_dir()
+                else f"survivors file {path} does not exist"
+            )
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"{file} is not valid JSON ({err})") from err
+        survivors = cls.from_dict(data, source=str(file))
+        mask_file = file.parent / SUPER_HEAD_MASK_FILE
+        if mask_file.is_file():
+            mask = np.load(mask_file, allow_pickle=False)
+            if mask.shape != (survivors.n_layers, survivors.n_heads):
+                raise InputError(
+                    f"{mask_file} has shape {mask.shape} but {file.name} describes a {survivors.n_layers} x "
+                    f"{survivors.n_heads} head grid"
+                )
+            if not np.array_equal(mask > 0.5, survivors.head_mask):
+                raise InputError(
+                    f"{mask_file} and {file} disagree on which heads are super-survivors; rerun "
+                    "`attnpatterns survivors`"
+                )
+        return survivors
 
     def fingerprint(self, heatmap: bool = True) -> str:
         """A hash of the saved content: the same masks give the same folder."""
@@ -201,7 +335,7 @@ class Survivors:
         run.start({"task": self.task, "model": self.model, "seeds": self.seeds, "sources": self.sources})
         write_json(folder / SURVIVORS_FILE, self.to_dict())
         np.save(folder / SUPER_HEAD_MASK_FILE, self.super_head_mask)
-        if self.mlp_masks is not None:
+        if self.mlps is not None:
             np.save(folder / SUPER_MLP_MASK_FILE, self.super_mlp_mask)
         if heatmap:
             import matplotlib
@@ -221,16 +355,17 @@ class Survivors:
         run.finish()
 
 
-def load_survivors(folder: Path | str) -> dict:
-    """The ``survivors.json`` of a folder written by ``attnpatterns survivors``, with its masks as arrays."""
-    folder = Path(folder)
-    path = folder / SURVIVORS_FILE
-    if not path.is_file():
-        raise MaskError(f"{folder} has no {SURVIVORS_FILE}; run `attnpatterns survivors` first.")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data["super_survivors_head_mask"] = np.load(folder / SUPER_HEAD_MASK_FILE, allow_pickle=False)
-    mlp = folder / SUPER_MLP_MASK_FILE
-    data["super_survivors_mlp_mask"] = np.load(mlp, allow_pickle=False) if mlp.is_file() else None
+def load_survivors(path: Path | str) -> Survivors:
+    """:meth:`Survivors.load`."""
+    return Survivors.load(path)
+
+
+def read_survivors(path: Path | str) -> dict:
+    """``survivors.json`` as a dict, with the super-survivor masks as arrays (for scripts and notebooks)."""
+    survivors = Survivors.load(path)
+    data = survivors.to_dict()
+    data["super_survivors_head_mask"] = survivors.super_head_mask
+    data["super_survivors_mlp_mask"] = survivors.super_mlp_mask
     return data
 
 
@@ -258,11 +393,21 @@ def compute_survivors(seed_masks: Sequence[SeedMasks], task: str | None = None, 
     mlps = None
     if all(m.mlp_mask is not None for m in seed_masks):
         mlps = np.stack([m.mlp_mask for m in seed_masks]).astype(np.float32)
+    super_heads = np.all(heads == 1, axis=0)
+    super_mlps = None if mlps is None else np.flatnonzero(np.all(mlps == 1, axis=0)).tolist()
     return Survivors(
-        task=task or next(iter(tasks)),
+        n_layers=int(heads.shape[1]),
+        n_heads=int(heads.shape[2]),
+        heads=[(int(l), int(h)) for l, h in zip(*np.nonzero(super_heads))],
         model=model or (next(iter(models)) if models else None),
+        task=task or next(iter(tasks)),
         seeds=seeds,
+        mlps=super_mlps,
+        frequency=np.round(heads.mean(axis=0), 6),
+        kappa=fleiss_kappa(heads),
+        heads_kept_per_seed=[int(m.sum()) for m in heads],
+        mlps_kept_per_seed=None if mlps is None else [int(m.sum()) for m in mlps],
+        sources=[str(m.path) for m in seed_masks if m.path is not None],
         head_masks=heads,
         mlp_masks=mlps,
-        sources=[str(m.path) for m in seed_masks if m.path is not None],
     )

@@ -13,7 +13,7 @@ from attnpatterns.pruning.survivors import (
     compute_survivors,
     find_mask_sets,
     fleiss_kappa,
-    load_survivors,
+    read_survivors as load_survivors,
 )
 
 
