@@ -81,6 +81,14 @@ def test_extract_refuses_pt_and_all_zero_masks_and_classify_refuses_empty_run(ti
     assert "has no maps to classify" in first_error(r.output) and "0 heads" in r.output
     assert not (tmp_path / "c").exists()
 
+    # layer-level kinds still have maps when every head is masked: those runs classify
+    r = invoke("extract", texts, "-m", model, "-o", tmp_path / "zr", "--head-mask", tmp_path / "zero.npy",
+               "--allow-empty-mask", "--kinds", "raw,rollout", "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("classify", tmp_path / "zr", "-o", tmp_path / "cr", "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.output
+    assert "classified 4 maps" in r.output  # 2 texts x 2 layers of rollout, no raw map
+
 
 def test_finetune_refuses_all_zero_head_mask(tmp_path):
     masks = tmp_path / "prune"

@@ -84,7 +84,7 @@ def classify(
             defaults = {c: given.get(c) or load_classifier(None, kind=c, device=torch_device)
                         for c in {CLASSIFIER_KIND[k] for k in needed if k not in given}}
             classifiers = {k: given.get(k) or defaults[CLASSIFIER_KIND[k]] for k in needed}
-            if not (run.examples and run.heads and set(needed) & set(run.kinds)):
+            if not run.n_maps(needed):
                 raise ValueError(
                     f"{run_dir} has no maps to classify ({len(run.examples)} examples x {len(run.heads)} heads, "
                     f"kinds {', '.join(run.kinds) or 'none'}); re-extract it with a head mask that keeps at least "
