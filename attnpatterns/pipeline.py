@@ -20,7 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS
+from attnpatterns.constants import (
+    ALL_HEADS,
+    CONDITION_FOLDERS,
+    DEFAULT_MODEL,
+    FINETUNED,
+    MAP_KINDS,
+    PRETRAINED,
+    SUPER_SURVIVORS,
+)
 from attnpatterns.runfolder import (
     RunExistsError,
     atomic_write_text,
@@ -32,13 +40,6 @@ from attnpatterns.runfolder import (
     write_json,
 )
 
-#: Extraction conditions: (weights, heads) -> folder name.
-CONDITIONS = {
-    ("finetuned", "all"): "finetuned-all",
-    ("finetuned", "survivors"): "finetuned-survivors",
-    ("pretrained", "all"): "pretrained-all",
-    ("pretrained", "survivors"): "pretrained-survivors",
-}
 REPORT_FILE = "report.html"
 TIMINGS_FILE = "timings.json"
 PIPELINE_RUN = "pipeline"
@@ -194,12 +195,12 @@ def run_pipeline(
 
         dev = list(task.dev[: config.examples])
         tables: dict[tuple[str, str], PatternTable] = {}
-        for (weights, heads), name in CONDITIONS.items():
-            if heads == "survivors" and n_super == 0:
+        for (weights, heads), name in CONDITION_FOLDERS.items():
+            if heads == SUPER_SURVIVORS and n_super == 0:
                 log(f"  no super-survivors: skipping {name}")
                 continue
-            source = first_finetuned if weights == "finetuned" else config.model
-            masks = (survivors.super_head_mask, survivors.super_mlp_mask) if heads == "survivors" else (None, None)
+            source = first_finetuned if weights == FINETUNED else config.model
+            masks = (survivors.super_head_mask, survivors.super_mlp_mask) if heads == SUPER_SURVIVORS else (None, None)
             run = timer.step(f"{task_name}: extract {name}", _extract, source, weights, dev, masks,
                              task_dir / "extract" / name, device, config)
             table = timer.step(f"{task_name}: classify {name}", _classify, run, classifiers,
@@ -208,10 +209,10 @@ def run_pipeline(
         task_inputs.append(TaskInputs(
             task=task_name,
             survivors=load_survivors(task_dir / "survivors"),
-            full=tables[("finetuned", "all")],
-            survivors_table=tables.get(("finetuned", "survivors")),
-            pretrained_full=tables.get(("pretrained", "all")),
-            pretrained_survivors=tables.get(("pretrained", "survivors")),
+            full=tables[(FINETUNED, ALL_HEADS)],
+            survivors_table=tables.get((FINETUNED, SUPER_SURVIVORS)),
+            pretrained_full=tables.get((PRETRAINED, ALL_HEADS)),
+            pretrained_survivors=tables.get((PRETRAINED, SUPER_SURVIVORS)),
         ))
 
     compare_config = CompareConfig(seed=0, n_permutations=config.n_permutations, n_bootstrap=config.n_bootstrap)
@@ -279,7 +280,7 @@ def _extract(source, weights: str, examples, masks, out: Path, device, config: P
     from attnpatterns.extraction import ExtractionConfig, extract_maps
     from attnpatterns.models import load_model
 
-    loaded = load_model(source, device, head="encoder" if weights == "pretrained" else "auto")
+    loaded = load_model(source, device, head="encoder" if weights == PRETRAINED else "auto")
     head_mask, mlp_mask = masks
     ex_config = ExtractionConfig(kinds=config.kinds, max_length=config.max_length or 128,
                                  inputs={"source": "task-dev", "n_examples": len(examples)})

@@ -62,7 +62,16 @@ from attnpatterns.analysis.tables import (
     check_same_model,
     check_survivor_table,
 )
-from attnpatterns.constants import LAYER_KINDS, MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import (  # noqa: F401 (the conditions, re-exported for the report)
+    ALL_HEADS,
+    CONDITIONS,
+    FINETUNED,
+    LAYER_KINDS,
+    MAP_KINDS,
+    PATTERN_TYPES,
+    PRETRAINED,
+    SUPER_SURVIVORS,
+)
 
 # Output files of a comparison folder.
 #: Run type in the manifest of an `attnpatterns compare` folder.
@@ -74,16 +83,6 @@ CORRELATIONS_FILE = "correlations.csv"
 HEADS_FILE = "head_majority.csv"
 LAYERS_FILE = "layer_distribution.csv"
 FIGURES_DIR = "figures"
-
-FINETUNED, PRETRAINED = "fine-tuned", "pretrained"
-ALL_HEADS, SUPER_SURVIVORS = "all heads", "super-survivors"
-#: (weights, heads) of the four conditions, in display order.
-CONDITIONS: tuple[tuple[str, str], ...] = (
-    (FINETUNED, ALL_HEADS),
-    (FINETUNED, SUPER_SURVIVORS),
-    (PRETRAINED, ALL_HEADS),
-    (PRETRAINED, SUPER_SURVIVORS),
-)
 
 #: Comparison id -> (group A, group B, question), for tables and the report.
 COMPARISONS: dict[str, tuple[str, str, str]] = {

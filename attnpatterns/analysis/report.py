@@ -19,18 +19,10 @@ import numpy as np
 import pandas as pd
 
 from attnpatterns import __version__
-from attnpatterns.analysis.compare import (
-    ALL_HEADS,
-    COMPARISONS,
-    FINETUNED,
-    SUPER_SURVIVORS,
-    ComparisonResult,
-    condition_label,
-    merge_results,
-)
+from attnpatterns.analysis.compare import COMPARISONS, ComparisonResult, condition_label, merge_results
 from attnpatterns.analysis.runs import PruningLog, find_comparisons, find_pruning_logs, read_run_manifest
 from attnpatterns.analysis.tables import AnalysisInputError
-from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import ALL_HEADS, FINETUNED, MAP_KINDS, PATTERN_TYPES, SUPER_SURVIVORS
 
 REPORT_FILE = "report.html"
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from attnpatterns.cli.options import OverwriteOpt, QuietOpt, fail
-from attnpatterns.constants import MAP_KINDS
+from attnpatterns.constants import FINETUNED, MAP_KINDS
 
 _TASK_PREFIX = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
@@ -245,7 +245,7 @@ def _summary(result) -> str:
                 (dist["task"] == name)
                 & (dist["kind"] == kind)
                 & (dist["type"] == "heterogeneous")
-                & (dist["weights"] == "fine-tuned")
+                & (dist["weights"] == FINETUNED)
             ]
             shares = ", ".join(f"{row.heads} {row.proportion:.1%}" for row in sel.itertuples())
             line = f"{name} {kind}: heterogeneous {shares}"
@@ -253,7 +253,7 @@ def _summary(result) -> str:
                 t = tests[
                     (tests["task"] == name)
                     & (tests["kind"] == kind)
-                    & (tests["weights"] == "fine-tuned")
+                    & (tests["weights"] == FINETUNED)
                     & (tests["test"] == "difference")
                     & (tests["type"] == "heterogeneous")
                 ]

@@ -13,7 +13,15 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
+from attnpatterns.constants import (
+    ALL_HEADS,
+    CONDITIONS,
+    FINETUNED,
+    MAP_KINDS,
+    PATTERN_TYPES,
+    PRETRAINED,
+    SUPER_SURVIVORS,
+)
 
 #: One colour per pattern type (Okabe-Ito, colour-blind safe); heterogeneous gets the most salient one.
 TYPE_COLORS: dict[str, str] = {
@@ -26,10 +34,7 @@ TYPE_COLORS: dict[str, str] = {
 MISSING_COLOR = "#EEEEEE"
 #: Short condition labels for axes.
 SHORT_CONDITION = {
-    "fine-tuned, all heads": "fine-tuned\nall heads",
-    "fine-tuned, super-survivors": "fine-tuned\nsuper-surv.",
-    "pretrained, all heads": "pretrained\nall heads",
-    "pretrained, super-survivors": "pretrained\nsuper-surv.",
+    f"{w}, {h}": f"{w}\n{'super-surv.' if h == SUPER_SURVIVORS else h}" for w, h in CONDITIONS  # as condition_label
 }
 CONDITION_ORDER = tuple(SHORT_CONDITION)
 
@@ -350,12 +355,7 @@ def task_figures(result, task: str) -> dict:
     for kind in kinds:
         panels = [
             (w, g)
-            for (w, g) in (
-                ("fine-tuned", "all heads"),
-                ("fine-tuned", "super-survivors"),
-                ("pretrained", "all heads"),
-                ("pretrained", "super-survivors"),
-            )
+            for (w, g) in CONDITIONS
             if not heads.empty
             and ((heads["kind"] == kind) & (heads["weights"] == w) & (heads["heads"] == g)).any()
         ]
@@ -368,22 +368,22 @@ def task_figures(result, task: str) -> dict:
             for i, (ax, (w, g)) in enumerate(zip(axes, panels)):
                 sub = heads[(heads["kind"] == kind) & (heads["weights"] == w) & (heads["heads"] == g)]
                 grid = majority_grid(sub, n_layers, n_heads)
-                label = "full model" if g == "all heads" else "pruned model (super-survivors only)"
+                label = "full model" if g == ALL_HEADS else "pruned model (super-survivors only)"
                 plot_majority_grid(grid, mask, ax=ax, title=f"{w}, {label}", legend=i == len(panels) - 1)
             fig.suptitle(f"{task}: majority type per head ({kind} maps)", fontsize=10)
             figures[f"majority_{kind}"] = fig
         full_panels = [
             w
-            for w in ("fine-tuned", "pretrained")
+            for w in (FINETUNED, PRETRAINED)
             if not layers.empty
-            and ((layers["kind"] == kind) & (layers["weights"] == w) & (layers["heads"] == "all heads")).any()
+            and ((layers["kind"] == kind) & (layers["weights"] == w) & (layers["heads"] == ALL_HEADS)).any()
         ]
         if full_panels:
             fig = Figure(figsize=(5.5 * len(full_panels) + 1.2, 3.4), layout="constrained")
             axes = np.atleast_1d(fig.subplots(1, len(full_panels), sharey=True))
             for i, (ax, w) in enumerate(zip(axes, full_panels)):
                 sub = layers[
-                    (layers["kind"] == kind) & (layers["weights"] == w) & (layers["heads"] == "all heads")
+                    (layers["kind"] == kind) & (layers["weights"] == w) & (layers["heads"] == ALL_HEADS)
                 ]
                 plot_layer_distribution(
                     sub, ax=ax, title=f"{task}: {w}, all heads ({kind})", legend=i == len(full_panels) - 1
