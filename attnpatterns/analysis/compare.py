@@ -113,6 +113,17 @@ def condition_label(weights: str, heads: str) -> str:
     return f"{weights}, {heads}"
 
 
+def _survivors_info(survivors: Survivors) -> dict:
+    """The survivors as ``comparison.json`` records them: the summary of ``survivors.json`` and where it was read."""
+    data = survivors.to_dict()
+    info = {key: data[key] for key in ("model", "task", "seeds", "n_layers", "n_heads", "super_survivor_heads")}
+    info["super_survivor_mlps"] = list(survivors.mlps or [])
+    info["head_survival_frequency"] = data["head_survival_frequency"]
+    info["fleiss_kappa_heads"] = survivors.kappa
+    info["source"] = survivors.source
+    return info
+
+
 @dataclass
 class CompareConfig:
     """Settings of :func:`compare`. Validated on construction."""
@@ -530,7 +541,7 @@ def _compare_task(inputs: TaskInputs, config: CompareConfig) -> dict:
     info = {
         "task": task,
         "kinds": kinds,
-        "survivors": s.to_dict(),
+        "survivors": _survivors_info(s),
         "conditions": {
             condition_label(*cond): {
                 "source": t.source,
