@@ -71,3 +71,5 @@ SUPER_MLP_MASK_FILE = "super_survivors_mlp_mask.npy"
 #: ``attnpatterns classify``: one row per map, and the per-head summary.
 CLASSIFICATIONS_FILE = "classifications.csv"
 HEAD_SUMMARY_FILE = "head_summary.csv"
+#: ``attnpatterns report`` and ``attnpatterns pipeline``: the HTML report of a run.
+REPORT_FILE = "report.html"

@@ -27,6 +27,7 @@ from attnpatterns.constants import (
     FINETUNED,
     MAP_KINDS,
     PRETRAINED,
+    REPORT_FILE,
     SUPER_SURVIVORS,
 )
 from attnpatterns.runfolder import (
@@ -40,7 +41,6 @@ from attnpatterns.runfolder import (
     write_json,
 )
 
-REPORT_FILE = "report.html"
 TIMINGS_FILE = "timings.json"
 PIPELINE_RUN = "pipeline"
 

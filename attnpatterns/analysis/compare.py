@@ -80,7 +80,7 @@ COMPARISON_FILE = "comparison.json"
 DISTRIBUTIONS_FILE = "distributions.csv"
 TESTS_FILE = "tests.csv"
 CORRELATIONS_FILE = "correlations.csv"
-HEADS_FILE = "head_majority.csv"
+HEAD_MAJORITY_FILE = "head_majority.csv"
 LAYERS_FILE = "layer_distribution.csv"
 FIGURES_DIR = "figures"
 
@@ -237,7 +237,7 @@ class ComparisonResult:
         except json.JSONDecodeError as err:
             raise AnalysisInputError(f"{meta_path} is not valid JSON ({err})") from err
         frames = {}
-        for name in (DISTRIBUTIONS_FILE, TESTS_FILE, CORRELATIONS_FILE, HEADS_FILE, LAYERS_FILE):
+        for name in (DISTRIBUTIONS_FILE, TESTS_FILE, CORRELATIONS_FILE, HEAD_MAJORITY_FILE, LAYERS_FILE):
             if not (folder / name).is_file():
                 raise AnalysisInputError(f"{folder} lacks {name}; rerun `attnpatterns compare`")
             try:
@@ -250,7 +250,7 @@ class ComparisonResult:
             distributions=frames[DISTRIBUTIONS_FILE],
             tests=frames[TESTS_FILE],
             correlations=frames[CORRELATIONS_FILE],
-            heads=frames[HEADS_FILE],
+            heads=frames[HEAD_MAJORITY_FILE],
             layers=frames[LAYERS_FILE],
             tasks=meta.get("tasks", {}),
             config=CompareConfig.from_dict(meta.get("config", {})),
@@ -262,7 +262,7 @@ class ComparisonResult:
             DISTRIBUTIONS_FILE: self.distributions,
             TESTS_FILE: self.tests,
             CORRELATIONS_FILE: self.correlations,
-            HEADS_FILE: self.heads,
+            HEAD_MAJORITY_FILE: self.heads,
             LAYERS_FILE: self.layers,
         }
 

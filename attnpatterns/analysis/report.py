@@ -24,8 +24,6 @@ from attnpatterns.analysis.runs import PruningLog, find_comparisons, find_prunin
 from attnpatterns.analysis.tables import AnalysisInputError
 from attnpatterns.constants import ALL_HEADS, FINETUNED, MAP_KINDS, PATTERN_TYPES, SUPER_SURVIVORS
 
-REPORT_FILE = "report.html"
-
 
 def _prose(text: str) -> str:
     """One paragraph from a wrapped, indented block of text."""

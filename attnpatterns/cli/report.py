@@ -32,7 +32,7 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML report of a run: pruning, survivors, distributions, tests, figures."""
     from attnpatterns.analysis import AnalysisInputError, report_from_run
-    from attnpatterns.analysis.report import REPORT_FILE
+    from attnpatterns.constants import REPORT_FILE
 
     output = output or rundir / REPORT_FILE
     if output.suffix.lower() not in (".html", ".htm"):
