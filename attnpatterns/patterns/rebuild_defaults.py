@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from attnpatterns.constants import MAP_KINDS
+from attnpatterns.constants import HEAD_KINDS
 
 RUNS_DIR = "runs/classifier-defaults"
 CV_REPEATS = 3
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     from attnpatterns.cli.app import app
 
     extra = list(sys.argv[1:] if argv is None else argv)
-    for kind in MAP_KINDS:
+    for kind in HEAD_KINDS:  # the classifiers are per-head; layer-level kinds borrow them
         args = ["train", "--kind", kind, "--install-default", "--allow-empty-classes", "--cv-repeats", str(CV_REPEATS),
                 "-o", f"{RUNS_DIR}/{kind}", "--overwrite", *extra]
         app(args, standalone_mode=False)
