@@ -25,7 +25,7 @@ from attnpatterns.constants import (
     CONDITION_FOLDERS,
     DEFAULT_MODEL,
     FINETUNED,
-    MAP_KINDS,
+    HEAD_KINDS,
     PRETRAINED,
     REPORT_FILE,
     SUPER_SURVIVORS,
@@ -62,7 +62,7 @@ class PipelineConfig:
     prune_dev_examples: int | None = None
     importance_examples: int | None = None
     threshold: float = 0.9
-    kinds: tuple[str, ...] = MAP_KINDS
+    kinds: tuple[str, ...] = HEAD_KINDS  # per-head kinds only: the comparison is about super-survivor heads
     raw_checkpoint: str | None = None  # None: the shipped default classifier
     normed_checkpoint: str | None = None
     n_permutations: int = 2000
@@ -79,6 +79,11 @@ class PipelineConfig:
             raise ValueError("--seeds must be at least 1 (super-survivors need 2 or more to mean anything).")
         if self.examples < 1:
             raise ValueError("--examples must be a positive number of dev examples.")
+        if not self.kinds or any(k not in HEAD_KINDS for k in self.kinds):
+            raise ValueError(
+                f"the pipeline compares per-head maps, so its kinds are a subset of {', '.join(HEAD_KINDS)}, not "
+                f"{', '.join(self.kinds) or 'none'}; extract layer-level kinds with `attnpatterns extract --kinds`."
+            )
         if self.method not in ("structured", "magnitude"):
             raise ValueError("--method must be structured or magnitude.")
         if self.method == "magnitude":

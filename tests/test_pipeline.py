@@ -85,3 +85,9 @@ def test_bad_pipeline_settings_are_refused():
         PipelineConfig(method="magnitude")
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         PipelineConfig(threshold=1.5)
+
+
+def test_pipeline_kinds_are_the_per_head_kinds():
+    assert PipelineConfig().kinds == ("raw", "normed")
+    with pytest.raises(ValueError, match="subset of raw, normed.*attnpatterns extract --kinds"):
+        PipelineConfig(kinds=("raw", "rollout"))
