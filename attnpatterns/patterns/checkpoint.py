@@ -203,6 +203,8 @@ def load_default_checkpoint(kind: str, device: torch.device | str = "cpu") -> Pa
 
 #: Report files of a training run copied next to an installed default, so the shipped checkpoint documents itself.
 DEFAULT_REPORT_FILES = ("report.txt", "confusion_matrix.png")
+#: Subfolder of a shipped checkpoint with its scores on the held-out test set (``attnpatterns evaluate -o``).
+TESTSET_REPORT_DIR = "testset"
 
 
 def install_default_checkpoint(path: str | Path, report_folder: str | Path | None = None) -> Path:
@@ -220,6 +222,7 @@ def install_default_checkpoint(path: str | Path, report_folder: str | Path | Non
     for old in target.iterdir():
         if old.is_file():
             old.unlink()
+    shutil.rmtree(target / TESTSET_REPORT_DIR, ignore_errors=True)  # the old checkpoint's scores, not this one's
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         shutil.copyfile(source / name, target / name)
     if report_folder is not None:

@@ -108,6 +108,11 @@ def test_install_default(default_dir, saved, raw_set):
     assert clf.predict(raw_set.arrays[:3]) == load_checkpoint(saved).predict(raw_set.arrays[:3])
     with pytest.raises(NoDefaultCheckpointError):
         load_classifier(kind="normed")
+    # the test-set scores of the checkpoint it replaces go with it
+    (target / "testset").mkdir()
+    (target / "testset" / "report.txt").write_text("scores of the previous checkpoint")
+    install_default_checkpoint(saved)
+    assert not (target / "testset").exists()
 
 
 @pytest.mark.parametrize("kind", ["raw", "normed"])
@@ -121,3 +126,26 @@ def test_shipped_defaults_load_and_describe_their_training(kind, raw_set):
     assert probs.shape == (4, 5) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(KindMismatchError):
         load_classifier(kind="normed" if kind == "raw" else "raw").check_kind(kind)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["raw", "normed"])
+def test_shipped_defaults_carry_their_test_set_scores(kind):
+    """rebuild_defaults scores every shipped checkpoint on annotations/testset; the report must be this checkpoint's:
+    scoring the shipped checkpoint again on the test set gives the recorded kappa and confusion."""
+    from pathlib import Path
+
+    from attnpatterns.patterns import evaluate_classifier
+    from attnpatterns.patterns.checkpoint import TESTSET_REPORT_DIR, default_checkpoint_path
+    from attnpatterns.patterns.io import load_labeled
+    from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP
+
+    folder = default_checkpoint_path(kind) / TESTSET_REPORT_DIR
+    recorded = json.loads((folder / "report.json").read_text())
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "complete"
+    testset = Path(__file__).resolve().parents[2] / "annotations" / "testset"
+    dataset = load_labeled(testset, "auto", kind, DEFAULT_LABEL_MAP, None)
+    again = evaluate_classifier(load_default_checkpoint(kind), dataset).to_dict()
+    assert recorded["n_maps"] == again["n_maps"] >= 150
+    assert recorded["cohen_kappa"] == pytest.approx(again["cohen_kappa"], abs=1e-9)
+    assert recorded["confusion_matrix"] == again["confusion_matrix"]
