@@ -15,6 +15,7 @@ the caller.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ def pipeline_fingerprint(config: PipelineConfig) -> str:
 
 def _settings_changed(old: dict, new: dict) -> str:
     """``name: old -> new`` for every setting that differs, for the refusal message."""
+    new = json.loads(json.dumps(new, default=str))  # as the manifest stores it: tuples are lists there
     keys = sorted(set(old) | set(new))
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 

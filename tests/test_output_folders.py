@@ -108,5 +108,5 @@ def test_pipeline_with_changed_settings_is_refused_before_writing(places, tmp_pa
     before = _snapshot(out)
     res = _invoke("pipeline", "-m", places["model"], "-o", out, "--threshold", "0.8", "-q", "--device", "cpu")
     assert res.exit_code == 2, res.output
-    assert "threshold: 0.9 -> 0.8" in res.output and "--overwrite" in res.output
+    assert "(threshold: 0.9 -> 0.8)" in res.output and "--overwrite" in res.output  # only what differs
     assert _snapshot(out) == before
