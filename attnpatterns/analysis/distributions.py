@@ -118,12 +118,3 @@ def layer_distribution(counts: HeadCounts) -> pd.DataFrame:
         for j, t in enumerate(PATTERN_TYPES):
             rows.append({"layer": layer, "type": t, "n_maps": sub.total, "proportion": float(props[j])})
     return pd.DataFrame(rows, columns=["layer", "type", "n_maps", "proportion"])
-
-
-def majority_grid(majority: pd.DataFrame, n_layers: int, n_heads: int) -> np.ndarray:
-    """(L, H) float array of majority-type indices (NaN where a head has no maps), from "
-    ":func:`majority_frame`."""
-    grid = np.full((n_layers, n_heads), np.nan)
-    for row in majority.itertuples(index=False):
-        grid[row.layer, row.head] = PATTERN_TYPES.index(row.majority_type)
-    return grid

@@ -5,6 +5,7 @@ Modules: :mod:`~attnpatterns.annotation.corpus` (file format, ``load_corpus``), 
 still needs), ``session`` (label/skip/undo/resume logic behind the notebook, independent of ipywidgets),
 ``render`` (one map, or a numbered sheet of maps), ``sampling`` (choosing maps from extraction runs),
 ``heuristics`` (cheap pattern scores for pre-sorting only), ``sheets`` (export sheets + TSV templates, import
-filled TSVs), ``agreement`` (Cohen's kappa between passes) and ``guideline`` (the guideline's example pictures).
+filled TSVs), ``agreement`` (Cohen's kappa between passes), ``labels`` (the table of label names and their
+spellings) and ``guideline`` (the guideline's example pictures).
 Importing this package imports none of them.
 """

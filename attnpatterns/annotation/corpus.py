@@ -31,7 +31,7 @@ import numpy as np
 from filelock import FileLock
 
 from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS, PATTERN_TYPES
-from attnpatterns.patterns.labels import canonical_name
+from attnpatterns.annotation.labels import canonical_name
 from attnpatterns.runfolder import atomic_write_bytes
 
 #: The corpus shipped in the repository (``<repo>/annotations``).
@@ -206,7 +206,7 @@ def make_map_id(model_tag: str, layer: int, head: int, text_id: str, kind: str) 
 # Labels
 # --------------------------------------------------------------------------------------------------------------
 
-#: What an annotator may type, keyed by :func:`~attnpatterns.patterns.labels.canonical_name` with every separator
+#: What an annotator may type, keyed by :func:`~attnpatterns.annotation.labels.canonical_name` with every separator
 #: removed: the five names and the shorthands. Stricter than the importers' :data:`DEFAULT_LABEL_TABLE` on purpose
 #: ("mix" or "other" are names of the original authors' files, not labels to type).
 _TYPED_LABELS = {

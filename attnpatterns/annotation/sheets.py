@@ -32,7 +32,7 @@ from attnpatterns.annotation.corpus import (
 )
 from attnpatterns.annotation.render import SheetCell, render_sheet
 from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
-from attnpatterns.patterns.labels import read_label_text
+from attnpatterns.annotation.labels import read_label_text
 
 TEMPLATE_FILE = "labels.tsv"
 EXPORT_MANIFEST_FILE = "export.json"

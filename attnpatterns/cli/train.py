@@ -28,7 +28,7 @@ FormatOpt = Annotated[
 ]
 LabelMapOpt = Annotated[
     Optional[Path],
-    typer.Option("--label-map", help="Extra label names: lines 'name = type' or a JSON object (see patterns.labels)."),
+    typer.Option("--label-map", help="Extra label names: lines 'name = type' or a JSON object (see annotation.labels)."),
 ]
 GroupPatternOpt = Annotated[
     Optional[str],
@@ -48,7 +48,7 @@ def check_kind(kind: Optional[str], name: str = "--kind") -> None:
 def load_data(data: Optional[Path], format: str, kind: Optional[str], label_map: Optional[Path], group_pattern):
     """Read a labelled set for the CLI (any format); errors become a clean exit."""
     from attnpatterns.patterns.io import FORMATS, DataError, load_labeled
-    from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP, LabelError, read_label_map_file
+    from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelError, read_label_map_file
     from attnpatterns.patterns.preprocess import MapError
 
     if format != "auto" and format not in FORMATS:

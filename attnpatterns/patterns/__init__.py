@@ -1,6 +1,6 @@
 """The attention-pattern classifier: label maps as vertical, diagonal, vertical+diagonal, block or heterogeneous.
 
-Modules, one concept each: :mod:`~attnpatterns.patterns.labels` (label-name table), :mod:`.io` (labelled sets in
+Modules, one concept each (label names live in :mod:`attnpatterns.annotation.labels`): :mod:`.io` (labelled sets in
 the corpus / ``.npy`` + labels.txt / ``.npy`` + TSV formats), :mod:`.preprocess` (any-size map -> fixed inputs),
 :mod:`.model` (the CNN), :mod:`.classifier` (network + kind + preprocessing), :mod:`.checkpoint` (safetensors +
 JSON, shipped defaults), :mod:`.train` (grouped stratified CV, early stopping), :mod:`.evaluate` (scikit-learn
@@ -29,7 +29,7 @@ from attnpatterns.patterns.classifier import KindMismatchError, PatternClassifie
 from attnpatterns.patterns.classify import ClassificationTable, classify_maps, classify_run, head_summary
 from attnpatterns.patterns.evaluate import EvaluationReport, evaluate_classifier
 from attnpatterns.patterns.io import DataError, LabeledSet, load_labeled
-from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP, LabelError, LabelMap
+from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelError, LabelMap
 from attnpatterns.patterns.preprocess import MapError, PreprocessConfig
 from attnpatterns.patterns.train import TrainConfig, TrainingResult, train_classifier
 

@@ -13,7 +13,7 @@ maps of one source text never sit on both sides of a split). Supported formats, 
     A folder of square ``.npy`` maps plus a TSV file with ``name<TAB>label`` lines (the layout of the original
     norm-weighted-map labels); an optional header line ``name<TAB>label`` is skipped.
 
-Label names go through a :class:`~attnpatterns.patterns.labels.LabelMap`. For the ``.npy`` formats each map is its
+Label names go through a :class:`~attnpatterns.annotation.labels.LabelMap`. For the ``.npy`` formats each map is its
 own group unless ``group_pattern`` (a regular expression) is given: then the group of a map is the first capture
 group (or the whole match) of the pattern searched in its name.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
-from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP, LabelMap, read_label_text
+from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelMap, read_label_text
 from attnpatterns.patterns.preprocess import validate_map
 
 LABELS_TXT = "labels.txt"

@@ -181,6 +181,15 @@ def plot_layer_distribution(layers, ax=None, title: str | None = None, legend: b
 # ------------------------------------------------------------------------------------------------------------
 
 
+def majority_grid(majority, n_layers: int, n_heads: int) -> np.ndarray:
+    """(L, H) float array of majority-type indices (NaN where a head has no maps), from a frame with columns layer,
+    head and majority_type (:func:`attnpatterns.analysis.distributions.majority_frame`)."""
+    grid = np.full((n_layers, n_heads), np.nan)
+    for row in majority.itertuples(index=False):
+        grid[row.layer, row.head] = PATTERN_TYPES.index(row.majority_type)
+    return grid
+
+
 def plot_majority_grid(
     grid: np.ndarray,
     survivors: np.ndarray | None = None,
@@ -348,7 +357,6 @@ def task_figures(result, task: str) -> dict:
         )
     figures["intervals"] = fig
 
-    from attnpatterns.analysis.distributions import majority_grid
 
     heads = result.heads[result.heads["task"] == task] if not result.heads.empty else result.heads
     layers = result.layers[result.layers["task"] == task] if not result.layers.empty else result.layers

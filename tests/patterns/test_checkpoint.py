@@ -138,7 +138,7 @@ def test_shipped_defaults_carry_their_test_set_scores(kind):
     from attnpatterns.patterns import evaluate_classifier
     from attnpatterns.patterns.checkpoint import TESTSET_REPORT_DIR, default_checkpoint_path
     from attnpatterns.patterns.io import load_labeled
-    from attnpatterns.patterns.labels import DEFAULT_LABEL_MAP
+    from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP
 
     folder = default_checkpoint_path(kind) / TESTSET_REPORT_DIR
     recorded = json.loads((folder / "report.json").read_text())

@@ -14,7 +14,7 @@ from attnpatterns.patterns.io import (
     read_npy_labels,
     read_npy_tsv,
 )
-from attnpatterns.patterns.labels import LabelError
+from attnpatterns.annotation.labels import LabelError
 from attnpatterns.patterns.preprocess import MapError
 from tests.annotation.conftest import make_map
 from tests.patterns.conftest import save_npy_folder

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from attnpatterns.constants import PATTERN_TYPES
-from attnpatterns.patterns.labels import (
+from attnpatterns.annotation.labels import (
     DEFAULT_LABEL_MAP,
     DEFAULT_LABEL_TABLE,
     LabelError,
