@@ -34,9 +34,9 @@ def evaluate(
     """Print per-class precision, recall and F1, macro-F1, Cohen's kappa and the confusion matrix of a checkpoint on
     DATA (kappa is the unit of the annotators' agreement, annotations/agreement.json)."""
     from attnpatterns.patterns import CheckpointError, KindMismatchError, evaluate_classifier, load_classifier
-    from attnpatterns.patterns.evaluate import EVALUATION_RUN
+    from attnpatterns.patterns.evaluate import open_evaluation_folder, save_evaluation
     from attnpatterns.patterns.preprocess import MapError
-    from attnpatterns.runfolder import RunExistsError, fingerprint, open_run_folder
+    from attnpatterns.runfolder import RunExistsError
     from attnpatterns.runtime import resolve_device
 
     check_kind(kind)
@@ -49,9 +49,7 @@ def evaluate(
         else:
             classifier = load_classifier(checkpoint, kind=kind, device=torch_device)
         if output is not None:  # checked before the work: a folder it would refuse is never touched
-            ident = {"checkpoint": classifier.metadata.get("weights_sha256"), "data": str(data.resolve()),
-                     "format": format, "kind": kind or classifier.kind, "label_map": label_map}
-            folder = open_run_folder(output, EVALUATION_RUN, fingerprint(ident), overwrite)
+            folder = open_evaluation_folder(output, classifier, data, format, kind, label_map, overwrite)
     except (CheckpointError, KindMismatchError, ValueError, RunExistsError) as err:
         raise fail(str(err))
     dataset = load_data(data, format, kind or classifier.kind, label_map, None)
@@ -62,9 +60,7 @@ def evaluate(
     report.title = f"{classifier.metadata.get('path', checkpoint)} on {dataset.source} ({dataset.kind} maps)"
     typer.echo(report.to_text())
     if output is not None:
-        folder.start({"checkpoint": checkpoint, "data": str(data), "kind": dataset.kind})
-        report.save(output)
-        folder.finish(macro_f1=report.macro_f1, cohen_kappa=report.kappa)
+        save_evaluation(report, folder, checkpoint, data, dataset.kind)
         typer.echo(f"saved the report to {output}")
 
 

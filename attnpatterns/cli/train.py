@@ -28,7 +28,8 @@ FormatOpt = Annotated[
 ]
 LabelMapOpt = Annotated[
     Optional[Path],
-    typer.Option("--label-map", help="Extra label names: lines 'name = type' or a JSON object (see annotation.labels)."),
+    typer.Option("--label-map",
+                 help="Extra label names: lines 'name = type' or a JSON object (see annotation.labels)."),
 ]
 GroupPatternOpt = Annotated[
     Optional[str],
@@ -47,8 +48,8 @@ def check_kind(kind: Optional[str], name: str = "--kind") -> None:
 
 def load_data(data: Optional[Path], format: str, kind: Optional[str], label_map: Optional[Path], group_pattern):
     """Read a labelled set for the CLI (any format); errors become a clean exit."""
-    from attnpatterns.patterns.io import FORMATS, DataError, load_labeled
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelError, read_label_map_file
+    from attnpatterns.patterns.io import FORMATS, DataError, load_labeled
     from attnpatterns.patterns.preprocess import MapError
 
     if format != "auto" and format not in FORMATS:
@@ -94,49 +95,30 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Cross-validate (grouped by source text, stratified by label), then fit the classifier and save it."""
-    from attnpatterns.runfolder import RunExistsError, fingerprint, open_run_folder
-    from attnpatterns.patterns.checkpoint import install_default_checkpoint
-    from attnpatterns.patterns.io import DataError
+    from attnpatterns.annotation.labels import LabelError
+    from attnpatterns.patterns.io import FORMATS, DataError
     from attnpatterns.patterns.model import ModelConfig
-    from attnpatterns.patterns.train import TRAINING_RUN, TrainConfig, train_classifier
-    from attnpatterns.runtime import resolve_device, seed_everything
+    from attnpatterns.patterns.preprocess import MapError
+    from attnpatterns.patterns.train import TrainConfig, train_run
+    from attnpatterns.runfolder import RunExistsError
+    from attnpatterns.runtime import resolve_device
 
     check_kind(kind)
-    if output is None:
-        output = Path(f"runs/train-{kind}")
+    if format != "auto" and format not in FORMATS:
+        raise typer.BadParameter(f"{format!r} is not one of auto, {', '.join(FORMATS)}", param_hint="--format")
+    output = output if output is not None else Path(f"runs/train-{kind}")
     try:
         config = TrainConfig(
             n_folds=folds, max_epochs=max_epochs, patience=patience, seed=seed,
             allow_empty_classes=allow_empty_classes, cv_repeats=cv_repeats,
         )
-        model_config = ModelConfig(forest_weight=forest_weight)
-        torch_device = resolve_device(device)
-        ident = {"kind": kind, "data": None if data is None else str(data.resolve()), "format": format, "label_map": label_map,
-                 "group_pattern": group_pattern, "train": config.to_dict(), "model": model_config.to_dict(),
-                 "skip_cv": skip_cv}
-        folder = open_run_folder(output, TRAINING_RUN, fingerprint(ident), overwrite)
-    except (ValueError, RunExistsError) as err:
+        result, paths = train_run(
+            output, kind, data, format, label_map, group_pattern, config, ModelConfig(forest_weight=forest_weight),
+            resolve_device(device), cross_validate=not skip_cv, overwrite=overwrite, install_default=install_default,
+            log=(lambda message: None) if quiet else typer.echo,
+        )
+    except (RunExistsError, DataError, LabelError, MapError, ValueError) as err:
         raise fail(str(err))
-    seed_everything(seed)
-    dataset = load_data(data, format, kind, label_map, group_pattern)
-    if not quiet:
-        typer.echo(f"{len(dataset)} {kind} maps from {dataset.source}: {dataset.class_counts()}")
-    try:
-        result = train_classifier(dataset, kind, model=model_config, config=config, device=torch_device,
-                                  cross_validate=not skip_cv)
-    except DataError as err:
-        raise fail(str(err))
-    folder.start({"kind": kind, "seed": seed, "device": str(torch_device), "train_config": config.to_dict(),
-                  "model_config": model_config.to_dict()})
-    paths = result.save(output)
-    summary = result.to_dict()
-    folder.finish(data=result.data_summary, cv_macro_f1=summary["cv_macro_f1"],
-                  cv_repeat_macro_f1=summary["cv_repeat_macro_f1"])
-    if not quiet and result.cv is not None:
-        typer.echo(result.cv.report.to_text())
-    if install_default:
-        installed = install_default_checkpoint(paths["checkpoint"], report_folder=output if result.cv else None)
-        typer.echo(f"installed as the default {kind} classifier: {installed}")
     typer.echo(f"trained in {result.seconds:.1f} s -> {output} (checkpoint: {paths['checkpoint']})")
 
 

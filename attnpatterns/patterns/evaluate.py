@@ -229,3 +229,26 @@ def report_from_labels(true: Sequence[str], pred: Sequence[str], title: str = ""
     return EvaluationReport(
         [PATTERN_TYPES.index(t) for t in true], [PATTERN_TYPES.index(p) for p in pred], PATTERN_TYPES, title
     )
+
+
+def open_evaluation_folder(
+    output: str | Path, classifier, data: str | Path, format: str = "auto", kind: str | None = None,
+    label_map: str | Path | None = None, overwrite: bool = False,
+):
+    """Clear ``output`` for the report of ``classifier`` on ``data`` (a :class:`~attnpatterns.runfolder.RunFolder`),
+    writing nothing: call it before the evaluation so that a folder it refuses costs no work."""
+    from attnpatterns.runfolder import fingerprint, open_run_folder
+
+    ident = {"checkpoint": classifier.metadata.get("weights_sha256"), "data": str(Path(data).resolve()),
+             "format": format, "kind": kind or classifier.kind,
+             "label_map": None if label_map is None else str(label_map)}
+    return open_run_folder(output, EVALUATION_RUN, fingerprint(ident), overwrite)
+
+
+def save_evaluation(report: EvaluationReport, folder, checkpoint: str, data: str | Path, kind: str) -> Path:
+    """Write ``report`` (JSON, text, confusion matrix) into the folder from :func:`open_evaluation_folder`, with a
+    manifest that is ``complete`` only once every file is there."""
+    folder.start({"checkpoint": str(checkpoint), "data": str(data), "kind": kind})
+    report.save(folder.path)
+    folder.finish(macro_f1=report.macro_f1, cohen_kappa=report.kappa)
+    return folder.path

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -453,3 +453,60 @@ def train_classifier(
     )
     return TrainingResult(classifier, history, cv, summary, config, time.perf_counter() - start)
 
+
+
+def train_run(
+    output: str | Path,
+    kind: str,
+    data: str | Path | None = None,
+    format: str = "auto",
+    label_map: str | Path | None = None,
+    group_pattern: str | None = None,
+    config: TrainConfig = TrainConfig(),
+    model: ModelConfig = ModelConfig(),
+    device: torch.device | str = "cpu",
+    cross_validate: bool = True,
+    overwrite: bool = False,
+    install_default: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> tuple[TrainingResult, dict[str, Path]]:
+    """What ``attnpatterns train`` does: a self-describing training run folder at ``output``.
+
+    The folder is cleared by :func:`attnpatterns.runfolder.open_run_folder` before anything is read or trained (a
+    folder it refuses is left untouched). Then the labelled maps are read (``data``: the project corpus by default;
+    any format of :func:`attnpatterns.patterns.io.load_labeled`, with extra label names from ``label_map``), the
+    classifier is cross-validated and fitted (:func:`train_classifier`) with every RNG seeded by ``config.seed``,
+    and the checkpoint, reports and manifest are written; ``install_default`` also makes it the shipped default of
+    its kind (with its cross-validation report). ``log`` receives the data summary and the CV report.
+    Returns the result and the paths written.
+    """
+    from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, read_label_map_file
+    from attnpatterns.patterns.checkpoint import install_default_checkpoint
+    from attnpatterns.patterns.io import load_labeled
+    from attnpatterns.runfolder import fingerprint, open_run_folder
+    from attnpatterns.runtime import seed_everything
+
+    output = Path(output)
+    ident = {
+        "kind": kind, "data": None if data is None else str(Path(data).resolve()), "format": format,
+        "label_map": None if label_map is None else str(label_map), "group_pattern": group_pattern,
+        "train": config.to_dict(), "model": model.to_dict(), "skip_cv": not cross_validate,
+    }
+    folder = open_run_folder(output, TRAINING_RUN, fingerprint(ident), overwrite)
+    seed_everything(config.seed)
+    mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
+    dataset = load_labeled(data, format, kind, mapping, group_pattern)
+    log(f"{len(dataset)} {kind} maps from {dataset.source}: {dataset.class_counts()}")
+    result = train_classifier(dataset, kind, model=model, config=config, device=device, cross_validate=cross_validate)
+    folder.start({"kind": kind, "seed": config.seed, "device": str(device), "train_config": config.to_dict(),
+                  "model_config": model.to_dict()})
+    paths = result.save(output)
+    summary = result.to_dict()
+    folder.finish(data=result.data_summary, cv_macro_f1=summary["cv_macro_f1"],
+                  cv_repeat_macro_f1=summary["cv_repeat_macro_f1"])
+    if result.cv is not None:
+        log(result.cv.report.to_text())
+    if install_default:
+        installed = install_default_checkpoint(paths["checkpoint"], report_folder=output if result.cv else None)
+        log(f"installed as the default {kind} classifier: {installed}")
+    return result, paths
