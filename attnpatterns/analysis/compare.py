@@ -32,6 +32,7 @@ kinds and types, with Holm's method by default (valid under any dependence betwe
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -202,6 +203,38 @@ class ComparisonResult:
     @property
     def task_names(self) -> list[str]:
         return list(self.tasks)
+
+    def summary(self) -> str:
+        """One line per task and kind: heterogeneous share in the full model and in the super-survivors."""
+        lines = []
+        dist, tests = self.distributions, self.tests
+        for name in self.task_names:
+            for kind in self.tasks[name]["kinds"]:
+                sel = dist[
+                    (dist["task"] == name)
+                    & (dist["kind"] == kind)
+                    & (dist["type"] == "heterogeneous")
+                    & (dist["weights"] == FINETUNED)
+                ]
+                shares = ", ".join(f"{row.heads} {row.proportion:.1%}" for row in sel.itertuples())
+                line = f"{name} {kind}: heterogeneous {shares}"
+                if not tests.empty:
+                    t = tests[
+                        (tests["task"] == name)
+                        & (tests["kind"] == kind)
+                        & (tests["weights"] == FINETUNED)
+                        & (tests["test"] == "difference")
+                        & (tests["type"] == "heterogeneous")
+                    ]
+                    pick = t[t["comparison"] == "pruned_vs_rest"]
+                    pick = pick if not pick.empty else t[t["comparison"] == "survivors_vs_rest"]
+                    if not pick.empty:
+                        row = pick.iloc[0]
+                        p = row["p_adjusted"]
+                        tested = f"adj. p = {p:.3g}" if not math.isnan(p) else "not testable: no heterogeneous map"
+                        line += f"; {row['comparison']} {100 * row['estimate']:+.1f} pp, {tested}"
+                lines.append(line)
+        return "\n".join(lines)
 
     def save(self, folder: str | Path) -> Path:
         """Write the CSV tables and ``comparison.json`` into ``folder``; returns the JSON's path."""

@@ -16,7 +16,7 @@ import typer
 from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, QuietOpt, fail
 from attnpatterns.cli.progress import progress_bar
 from attnpatterns.cli.train import check_kind
-from attnpatterns.constants import CLASSIFIER_KIND, MANIFEST_FILE
+from attnpatterns.constants import MANIFEST_FILE
 
 
 def _is_extraction_run(path: Path) -> bool:
@@ -50,16 +50,17 @@ def classify(
 ) -> None:
     """Classify maps into the five pattern types and summarise them per head."""
     from attnpatterns.extraction import RunError, open_run
-    from attnpatterns.runfolder import RunExistsError, base_manifest, fingerprint, open_run_folder
     from attnpatterns.patterns import CheckpointError, KindMismatchError, MapError, load_classifier
     from attnpatterns.patterns.classify import (
         DEFAULT_NAME_PATTERN,
         RUN_TYPE,
         classification_fingerprint,
+        classifiers_for_kinds,
         classify_maps,
         classify_run,
     )
     from attnpatterns.patterns.io import DataError, read_npy_folder
+    from attnpatterns.runfolder import RunExistsError, base_manifest, fingerprint, open_run_folder
     from attnpatterns.runtime import resolve_device
 
     check_kind(kind)
@@ -79,11 +80,7 @@ def classify(
         if _is_extraction_run(run_dir):
             run = open_run(run_dir)
             needed = wanted or (tuple(given) if checkpoint else run.kinds)
-            # a layer-level kind is labelled by the shipped classifier of its family (CLASSIFIER_KIND: row-stochastic
-            # kinds by the raw one, norm maps by the normed one) unless a checkpoint of its own kind is given
-            defaults = {c: given.get(c) or load_classifier(None, kind=c, device=torch_device)
-                        for c in {CLASSIFIER_KIND[k] for k in needed if k not in given}}
-            classifiers = {k: given.get(k) or defaults[CLASSIFIER_KIND[k]] for k in needed}
+            classifiers = classifiers_for_kinds(needed, given, torch_device)
             if not run.n_maps(needed):
                 raise ValueError(
                     f"{run_dir} has no maps to classify ({len(run.examples)} examples x {len(run.heads)} heads, "

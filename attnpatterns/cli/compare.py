@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from attnpatterns.cli.options import OverwriteOpt, QuietOpt, fail
-from attnpatterns.constants import FINETUNED, MAP_KINDS
+from attnpatterns.constants import MAP_KINDS
 
 _TASK_PREFIX = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
@@ -229,43 +228,10 @@ def compare_command(
         return
     for note in result.notes:
         typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
-    typer.echo(_summary(result))
+    typer.echo(result.summary())
     typer.echo(
         f"wrote {len(written['tables'])} tables and {len(written['figures'])} figure files -> {output}"
     )
-
-
-def _summary(result) -> str:
-    """One line per task and kind: heterogeneous share in the full model and in the super-survivors."""
-    lines = []
-    dist, tests = result.distributions, result.tests
-    for name in result.task_names:
-        for kind in result.tasks[name]["kinds"]:
-            sel = dist[
-                (dist["task"] == name)
-                & (dist["kind"] == kind)
-                & (dist["type"] == "heterogeneous")
-                & (dist["weights"] == FINETUNED)
-            ]
-            shares = ", ".join(f"{row.heads} {row.proportion:.1%}" for row in sel.itertuples())
-            line = f"{name} {kind}: heterogeneous {shares}"
-            if not tests.empty:
-                t = tests[
-                    (tests["task"] == name)
-                    & (tests["kind"] == kind)
-                    & (tests["weights"] == FINETUNED)
-                    & (tests["test"] == "difference")
-                    & (tests["type"] == "heterogeneous")
-                ]
-                pick = t[t["comparison"] == "pruned_vs_rest"]
-                pick = pick if not pick.empty else t[t["comparison"] == "survivors_vs_rest"]
-                if not pick.empty:
-                    row = pick.iloc[0]
-                    p = row["p_adjusted"]
-                    tested = f"adj. p = {p:.3g}" if not math.isnan(p) else "not testable: no heterogeneous map"
-                    line += f"; {row['comparison']} {100 * row['estimate']:+.1f} pp, {tested}"
-            lines.append(line)
-    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:

@@ -73,6 +73,23 @@ def classification_fingerprint(source: str | None, classifiers: dict, kinds=None
     })
 
 
+def classifiers_for_kinds(kinds: Iterable[str], given: Mapping[str, PatternClassifier] | None = None,
+                          device="cpu") -> dict[str, PatternClassifier]:
+    """The classifier that labels each kind: the one ``given`` for that kind, else the shipped default of its family.
+
+    A layer-level kind is labelled by the classifier of its family (:data:`~attnpatterns.constants.CLASSIFIER_KIND`:
+    row-stochastic kinds by the raw one, norm maps by the normed one) unless a checkpoint of its own kind is given;
+    each shipped default is loaded once.
+    """
+    from attnpatterns.patterns import load_classifier
+
+    given = dict(given or {})
+    kinds = list(kinds)
+    defaults = {family: given.get(family) or load_classifier(None, kind=family, device=device)
+                for family in {CLASSIFIER_KIND[k] for k in kinds if k not in given}}
+    return {k: given.get(k) or defaults[CLASSIFIER_KIND[k]] for k in kinds}
+
+
 def head_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (layer, head, kind): number of maps, majority label and the fraction of each type."""
     if rows.empty:
