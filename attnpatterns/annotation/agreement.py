@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from attnpatterns.annotation.corpus import LabelRow, effective_label_rows
 from attnpatterns.annotation.selection import disagreements, last_rows_by_pass
 from attnpatterns.constants import HEAD_KINDS, PATTERN_TYPES
+
+#: File written by ``attnpatterns annotate agreement`` (into the corpus by default).
+AGREEMENT_FILE = "agreement.json"
 
 
 @dataclass
@@ -92,3 +96,25 @@ def label_counts(rows: Sequence[LabelRow], index: Sequence[Mapping]) -> dict[str
         counts["unlabelled"] = len(ids) - counts["total"]
         out[kind] = counts
     return out
+
+
+def save_agreement(result: Mapping[str, PassAgreement], folder: str | Path) -> Path:
+    """Write ``result`` (scope -> :class:`PassAgreement`) to ``folder/agreement.json`` atomically; return the path."""
+    from attnpatterns.runfolder import write_json
+
+    path = Path(folder) / AGREEMENT_FILE
+    write_json(path, {scope: a.to_dict() for scope, a in result.items()})
+    return path
+
+
+def agreement_text(result: Mapping[str, PassAgreement]) -> str:
+    """Per scope: n, Cohen's kappa, observed agreement, macro-F1 second vs first, open disagreements, confusion."""
+    blocks = []
+    for scope, a in result.items():
+        kappa = "n/a" if a.kappa is None else f"{a.kappa:.3f}"
+        observed = "n/a" if a.observed is None else f"{a.observed:.1%}"
+        macro_f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
+        block = (f"{scope}: n={a.n}  Cohen's kappa={kappa}  observed agreement={observed}  "
+                 f"macro-F1 second vs first={macro_f1}  open disagreements={a.open_disagreements}")
+        blocks.append(block + ("\n" + a.confusion_markdown() if a.n else ""))
+    return "\n\n".join(blocks)

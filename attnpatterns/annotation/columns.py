@@ -155,3 +155,41 @@ def stripe_agreement(maps: Iterable, grid: Sequence[float] = (0.5, 0.6, 2 / 3)) 
     (positive) and ``block`` maps of sentence pairs among ``maps``."""
     strongest, y = _strongest_by_label(maps, "vertical", "block", pairs_only=True)
     return [_score(np.array([c.share(STRIPE_LEVEL) >= f for c in strongest]), y, (float(f),)) for f in grid]
+
+
+def coverage_line(name: str, array: np.ndarray, tokens: Sequence[str]) -> str:
+    """One line per map: the share of content rows each special column reaches at every level of :data:`LEVELS`."""
+    coverage = column_coverage(array, tokens)
+    cells = [f"{c.token}@{c.index}: " + " ".join(f"{v:.2f}" for v in c.shares) for c in coverage]
+    return f"{name}  ({coverage[0].n_rows} content rows)  " + "; ".join(cells)
+
+
+def rule_tables(maps: Sequence, kind: str) -> str:
+    """GUIDELINE §8's two rules scored against the labels of ``maps`` (one kind), as markdown tables:
+    vertical+diagonal against diagonal over the (visible, lit) thresholds, and vertical against block in sentence
+    pairs over the stripe coverage. Raises ValueError when there is nothing to score for the first rule."""
+    maps = list(maps)
+    scores = rule_agreement(maps)
+    lines = [
+        f"\nvertical+diagonal against diagonal: 'visible (>= {VISIBLE_LEVEL:g}) in >= v and lit "
+        f"(>= {LIT_LEVEL:g}) in >= t of the content rows', strongest special column, {kind} labels "
+        f"({scores[0].n_positive} vertical+diagonal, {scores[0].n_negative} diagonal maps):",
+        "| v | t | agreement | vertical+diagonal called | diagonal kept |",
+        "|---|---|---|---|---|",
+    ]
+    for s in scores:
+        v, t = s.thresholds
+        lines.append(f"| {v:.2f} | {t:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
+    try:
+        stripes = stripe_agreement(maps)
+    except ValueError as err:
+        return "\n".join([*lines, f"\n(no vertical/block table: {err})"])
+    lines += [
+        f"\nvertical against block, sentence pairs: '>= {STRIPE_LEVEL:g} in >= f of the content rows' "
+        f"({stripes[0].n_positive} vertical, {stripes[0].n_negative} block maps):",
+        "| f | agreement | vertical called | block kept |",
+        "|---|---|---|---|",
+    ]
+    for s in stripes:
+        lines.append(f"| {s.thresholds[0]:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
+    return "\n".join(lines)

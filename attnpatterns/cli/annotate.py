@@ -12,7 +12,6 @@ The annotation loop outside Jupyter::
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -76,7 +75,9 @@ annotate_app = typer.Typer(
 @annotate_app.command("build-corpus")
 def build_corpus(
     runs: Annotated[list[Path], typer.Argument(help="Extraction run folders (e.g. one of singles, one of pairs).")],
-    per_kind: Annotated[int, typer.Option("--per-kind", "-n", help="Maps to add per kind, split over the runs.", min=1)] = 100,
+    per_kind: Annotated[
+        int, typer.Option("--per-kind", "-n", help="Maps to add per kind, split over the runs.", min=1)
+    ] = 100,
     seed: SeedOpt = 0,
     kinds: Annotated[
         Optional[list[str]], typer.Option("--kind", "-k", help="Kinds to add (repeat); default all.")
@@ -155,7 +156,9 @@ def export_sheets_cmd(
     annotator: Annotated[
         Optional[str], typer.Option("--annotator", "-a", help="Who will label (needed for --pass second).")
     ] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many maps (default all).", min=1)] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", help="At most this many maps (default all).", min=1)
+    ] = None,
     per_sheet: Annotated[int, typer.Option("--per-sheet", help="Maps per sheet.", min=1)] = 16,
     ncols: Annotated[int, typer.Option("--ncols", help="Columns per sheet.", min=1)] = 4,
     order: Annotated[str, typer.Option("--order", help="corpus or random (seeded).")] = "corpus",
@@ -250,23 +253,13 @@ def agreement_cmd(
     corpus: CorpusOpt = None,
 ) -> None:
     """Cohen's kappa and the confusion matrix between the first and second pass, per kind; writes agreement.json."""
-    from attnpatterns.annotation.agreement import pass_agreement
+    from attnpatterns.annotation.agreement import agreement_text, pass_agreement, save_agreement
     from attnpatterns.annotation.corpus import read_labels, read_map_index
 
     root = _existing_corpus(corpus)
     result = pass_agreement(read_labels(root), read_map_index(root))
-    out = Path(output) if output is not None else root
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "agreement.json"
-    path.write_text(json.dumps({k: v.to_dict() for k, v in result.items()}, indent=2) + "\n", encoding="utf-8")
-    for scope, a in result.items():
-        kappa = "n/a" if a.kappa is None else f"{a.kappa:.3f}"
-        observed = "n/a" if a.observed is None else f"{a.observed:.1%}"
-        macro_f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
-        typer.echo(f"\n{scope}: n={a.n}  Cohen's kappa={kappa}  observed agreement={observed}  "
-                   f"macro-F1 second vs first={macro_f1}  open disagreements={a.open_disagreements}")
-        if a.n:
-            typer.echo(a.confusion_markdown())
+    path = save_agreement(result, Path(output) if output is not None else root)
+    typer.echo("\n" + agreement_text(result))
     typer.echo(f"\nwrote {path}")
 
 
@@ -326,10 +319,7 @@ def columns_cmd(
 ) -> None:
     """How many content rows light the [CLS]/[SEP] columns (GUIDELINE.md section 8), and how well the section's
     rules reproduce the corpus labels (vertical+diagonal against diagonal; vertical against block in pairs)."""
-    from attnpatterns.annotation.columns import (
-        LEVEL_COLOURS, LEVELS, LIT_LEVEL, STRIPE_LEVEL, VISIBLE_LEVEL, column_coverage, rule_agreement,
-        stripe_agreement,
-    )
+    from attnpatterns.annotation.columns import LEVEL_COLOURS, LEVELS, coverage_line, rule_tables
     from attnpatterns.annotation.corpus import load_corpus, read_arrays, read_map_index
     from attnpatterns.constants import MAP_KINDS
 
@@ -343,9 +333,7 @@ def columns_cmd(
                + ", ".join(f"{level:g} ({LEVEL_COLOURS[level]})" for level in LEVELS) + " of the map maximum")
 
     def show(name: str, array, tokens) -> None:
-        coverage = column_coverage(array, tokens)
-        cells = [f"{c.token}@{c.index}: " + " ".join(f"{v:.2f}" for v in c.shares) for c in coverage]
-        typer.echo(f"{name}  ({coverage[0].n_rows} content rows)  " + "; ".join(cells))
+        typer.echo(coverage_line(name, array, tokens))
 
     if map_ids:
         arrays = read_arrays(root, map_ids)
@@ -367,30 +355,10 @@ def columns_cmd(
             raise fail(str(err))
     if map_ids or run is not None:
         return
-    maps = load_corpus(root, kind=kind)
     try:
-        scores = rule_agreement(maps)
+        typer.echo(rule_tables(load_corpus(root, kind=kind), kind))
     except ValueError as err:
         raise fail(f"{err} (kind {kind}, corpus {root})")
-    typer.echo(f"\nvertical+diagonal against diagonal: 'visible (>= {VISIBLE_LEVEL:g}) in >= v and lit "
-               f"(>= {LIT_LEVEL:g}) in >= t of the content rows', strongest special column, {kind} labels "
-               f"({scores[0].n_positive} vertical+diagonal, {scores[0].n_negative} diagonal maps):")
-    typer.echo("| v | t | agreement | vertical+diagonal called | diagonal kept |")
-    typer.echo("|---|---|---|---|---|")
-    for s in scores:
-        v, t = s.thresholds
-        typer.echo(f"| {v:.2f} | {t:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
-    try:
-        stripes = stripe_agreement(maps)
-    except ValueError as err:
-        typer.echo(f"\n(no vertical/block table: {err})")
-        return
-    typer.echo(f"\nvertical against block, sentence pairs: '>= {STRIPE_LEVEL:g} in >= f of the content rows' "
-               f"({stripes[0].n_positive} vertical, {stripes[0].n_negative} block maps):")
-    typer.echo("| f | agreement | vertical called | block kept |")
-    typer.echo("|---|---|---|---|")
-    for s in stripes:
-        typer.echo(f"| {s.thresholds[0]:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
 
 
 def register(app: typer.Typer) -> None:
