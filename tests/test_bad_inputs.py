@@ -214,3 +214,18 @@ def test_report_of_a_file(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     r = invoke("report", tmp_path / "x.txt", "-q")
     assert r.exit_code == 2 and "is a file, not a folder" in first_error(r.output)
+
+
+def test_quiet_keeps_hugging_face_notices_off_the_terminal():
+    from transformers.utils import logging as hf_logging
+
+    from attnpatterns.cli.options import hush_libraries
+
+    before = hf_logging.get_verbosity()
+    try:
+        hush_libraries(False)
+        assert hf_logging.get_verbosity() == before
+        hush_libraries(True)
+        assert hf_logging.get_verbosity() == hf_logging.ERROR
+    finally:
+        hf_logging.set_verbosity(before)

@@ -16,6 +16,7 @@ from attnpatterns.cli.options import (
     QuietOpt,
     SeedOpt,
     fail,
+    hush_libraries,
 )
 from attnpatterns.cli.task_options import (
     DevFileOpt,
@@ -76,13 +77,14 @@ def finetune(
     Works under `torchrun --nproc_per_node N -m attnpatterns.cli.app finetune ...` and `accelerate launch`.
     """
     from attnpatterns.extraction import RunExistsError
-    from attnpatterns.masking.files import require_kept_heads
-    from attnpatterns.models import load_model
     from attnpatterns.finetuning.finetune import FinetuneConfig
     from attnpatterns.finetuning.finetune import finetune as run_finetune
+    from attnpatterns.masking.files import require_kept_heads
     from attnpatterns.masking.subnetwork import Subnetwork
+    from attnpatterns.models import load_model
     from attnpatterns.runtime import resolve_device, seed_everything
 
+    hush_libraries(quiet)
     try:
         seed_everything(seed)
         spec = resolve_task(task, glue_dir, train_file, dev_file, text_column, label_column, regression, metric)

@@ -45,6 +45,15 @@ MlpMaskOpt = Annotated[
 ]
 
 
+def hush_libraries(quiet: bool) -> None:
+    """With ``--quiet``, keep Hugging Face's own notices (e.g. its load report of a newly initialised classification
+    head) off the terminal; errors still show."""
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` to stderr and return an Exit to raise: ``raise fail("...")``."""
     typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)

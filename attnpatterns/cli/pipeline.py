@@ -11,7 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from attnpatterns.cli.options import DEFAULT_MODEL_OPT, DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, fail
+from attnpatterns.cli.options import (
+    DEFAULT_MODEL_OPT,
+    DeviceOpt,
+    ModelOpt,
+    OverwriteOpt,
+    QuietOpt,
+    fail,
+    hush_libraries,
+)
 
 
 def pipeline(
@@ -53,6 +61,7 @@ def pipeline(
     """Run the whole study and write an HTML report. Rerun the same command to resume after an interruption."""
     from attnpatterns.pipeline import PipelineConfig, run_pipeline
 
+    hush_libraries(quiet)
     start = time.perf_counter()
     task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
     try:

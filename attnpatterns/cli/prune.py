@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, QuietOpt, fail
+from attnpatterns.cli.options import DeviceOpt, OverwriteOpt, QuietOpt, fail, hush_libraries
 from attnpatterns.cli.task_options import (
     DevFileOpt,
     GlueDirOpt,
@@ -105,6 +105,7 @@ def prune(
     from attnpatterns.pruning.runs import read_manifest
     from attnpatterns.runtime import resolve_device, seed_everything
 
+    hush_libraries(quiet)
     if method not in METHODS:
         raise fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}.")
     folder = Path(model)
