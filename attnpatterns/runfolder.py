@@ -282,13 +282,6 @@ def open_run_folder(
     return RunFolder(out, run_type, fp, "new", None)
 
 
-def prepare_run_folder(
-    out: str | Path, run_type: str, fp: str, overwrite: bool = False, resume_unfinished: bool = False
-) -> bool:
-    """True when ``out`` already holds this run (complete, or unfinished and ``resume_unfinished``): reuse it."""
-    return open_run_folder(out, run_type, fp, overwrite, resume_unfinished).state != "new"
-
-
 # -- steps of a multi-step job -----------------------------------------------------------------------------------------
 def step_done(folder: str | Path, fp: str) -> bool:
     """Whether ``folder`` holds a finished step with fingerprint ``fp`` (see :func:`mark_step_done`)."""

@@ -15,11 +15,15 @@ from attnpatterns.runfolder import (
     fingerprint,
     mark_step_done,
     open_run_folder,
-    prepare_run_folder,
     read_manifest,
     step_done,
     write_json,
 )
+
+
+def prepare_run_folder(out, run_type, fp, overwrite=False, resume_unfinished=False) -> bool:
+    """True when the folder already holds this run (reuse or resume), as the commands read open_run_folder."""
+    return open_run_folder(out, run_type, fp, overwrite, resume=resume_unfinished).state != "new"
 
 
 def _run(folder, status, run_type="pruning", fp="abc"):

@@ -102,7 +102,7 @@ def prune(
     from attnpatterns.pruning.checkpoint import PRUNING_STATE_FILE
     from attnpatterns.pruning.importance import ImportanceConfig
     from attnpatterns.pruning.prune import METHODS, default_config, run_pruning
-    from attnpatterns.pruning.runs import read_manifest
+    from attnpatterns.runfolder import read_manifest
     from attnpatterns.runtime import resolve_device, seed_everything
 
     hush_libraries(quiet)

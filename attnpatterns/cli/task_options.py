@@ -33,8 +33,8 @@ MetricOpt = Annotated[
 def resolve_task(task, glue_dir, train_file, dev_file, text_column, label_column, regression, metric,
                  model_folder: Path | str | None = None):
     """Load the task the options name; with none named, the task of the fine-tuning run in ``model_folder``."""
-    from attnpatterns.pruning.runs import read_manifest
     from attnpatterns.pruning.tasks import load_task
+    from attnpatterns.runfolder import read_manifest
 
     if task is None and train_file is None and dev_file is None and model_folder is not None:
         manifest = read_manifest(model_folder) if Path(model_folder).is_dir() else None

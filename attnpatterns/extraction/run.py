@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from attnpatterns.constants import HEAD_KINDS, MANIFEST_FILE, MAP_KINDS
+from attnpatterns.constants import HEAD_KINDS, MAP_KINDS
 from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.extraction.maps import MapCapture
 from attnpatterns.extraction.store import (
@@ -36,8 +36,8 @@ from attnpatterns.extraction.store import (
 from attnpatterns.masking.files import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
-from attnpatterns.runfolder import base_manifest, prepare_run_folder
 from attnpatterns.runfolder import fingerprint as _fingerprint
+from attnpatterns.runfolder import open_run_folder
 
 DTYPES = ("float16", "float32")
 
@@ -147,7 +147,8 @@ def extract_maps(
     if mlp_mask is not None:
         mlp_mask = check_mlp_mask(mlp_mask, L)
     fp = extraction_fingerprint(model, config, head_mask, mlp_mask, examples)
-    resuming = prepare_run_folder(out, RUN_TYPE, fp, overwrite, resume_unfinished=True)
+    folder = open_run_folder(out, RUN_TYPE, fp, overwrite, resume=True)
+    resuming = folder.state != "new"  # complete (verified below) or unfinished: this very run
     if resuming:
         try:
             finished = MapRun(out)
@@ -158,28 +159,20 @@ def extract_maps(
     out.mkdir(parents=True, exist_ok=True)
 
     capture = MapCapture(model.model, config.kinds, head_mask, mlp_mask)
-    manifest = base_manifest(RUN_TYPE, extra=manifest_extra)
-    manifest.update(
-        {
-            "fingerprint": fp,
-            "status": "running",
-            "model": model.describe(),
-            "config": config.to_dict(),
-            "head_mask": None if head_mask is None else head_mask.tolist(),
-            "mlp_mask": None if mlp_mask is None else mlp_mask.tolist(),
-            "device": str(model_device(model.model)),
-            "n_examples": len(examples),
-        }
-    )
-    if resuming:
-        old = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
-        manifest["created"] = old.get("created", manifest["created"])
-        manifest["resumed"] = old.get("resumed", 0) + (0 if old.get("status") == "complete" else 1)
-        if old.get("repaired_shards"):
-            manifest["repaired_shards"] = old["repaired_shards"]
-    # "running" before any shard or index line is touched: a kill during a repair must not leave "complete" behind
     write_json(out / HEADS_FILE, {"layers": capture.kept})
-    write_json(out / MANIFEST_FILE, manifest)
+    # "running" before any shard or index line is touched: a kill during a repair must not leave "complete" behind
+    # (a resumed run keeps its creation time and counts the resume: RunFolder.start)
+    previous = folder.previous or {}
+    manifest = folder.start({
+        **(manifest_extra or {}),
+        "model": model.describe(),
+        "config": config.to_dict(),
+        "head_mask": None if head_mask is None else head_mask.tolist(),
+        "mlp_mask": None if mlp_mask is None else mlp_mask.tolist(),
+        "device": str(model_device(model.model)),
+        "n_examples": len(examples),
+        **({"repaired_shards": previous["repaired_shards"]} if previous.get("repaired_shards") else {}),
+    })
     done: set[str] = set()
     next_shard = 0
     if resuming:
@@ -211,9 +204,7 @@ def extract_maps(
         )
     if resuming:  # resumed and repaired examples were appended last: restore the order of the inputs
         order_index(out, [e.example_id for e in examples])
-    manifest["status"] = "complete"
-    manifest["n_truncated_this_session"] = n_truncated
-    write_json(out / MANIFEST_FILE, manifest)
+    folder.finish(n_truncated_this_session=n_truncated)
     return MapRun(out)
 
 

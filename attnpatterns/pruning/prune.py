@@ -25,15 +25,10 @@ from attnpatterns.pruning.controls import CONTROL_KINDS, score_control
 from attnpatterns.pruning.evaluation import check_classifier
 from attnpatterns.pruning.magnitude import MagnitudeConfig, MagnitudeState, magnitude_prune
 from attnpatterns.pruning.result import PruningResult
-from attnpatterns.pruning.runs import (
-    PRUNING_RUN,
-    base_model_name,
-    fingerprint,
-    model_identity,
-)
+from attnpatterns.pruning.runs import PRUNING_RUN, base_model_name, model_identity
 from attnpatterns.pruning.structured import ScheduleState, StructuredConfig, structured_prune
 from attnpatterns.pruning.tasks import Task
-from attnpatterns.runfolder import open_run_folder
+from attnpatterns.runfolder import fingerprint, open_run_folder
 from attnpatterns.runtime import autocast
 
 METHODS = ("structured", "magnitude", *CONTROL_KINDS)

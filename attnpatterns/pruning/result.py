@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from attnpatterns.masking.subnetwork import Subnetwork
-from attnpatterns.pruning.runs import IMPORTANCE_FILE, PRUNING_LOG_FILE, write_json
+from attnpatterns.pruning.runs import IMPORTANCE_FILE, PRUNING_LOG_FILE
+from attnpatterns.runfolder import write_json
 
 
 @dataclass

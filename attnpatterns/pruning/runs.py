@@ -1,4 +1,5 @@
-"""Run folders of fine-tuning and pruning: file names, fingerprints, reuse of finished runs, manifests.
+"""Run folders of fine-tuning and pruning: their file names and run types, and what identifies the model in their
+fingerprints (the rule for reusing, resuming or refusing a folder is :mod:`attnpatterns.runfolder`'s).
 
 A run folder is reused when it holds a *finished* run of the same kind with the same fingerprint (a hash of
 everything that decides its result: model weights, task examples, configuration, seed, masks); a folder holding
@@ -15,27 +16,15 @@ from pathlib import Path
 
 from attnpatterns.constants import PRUNING_LOG_FILE
 from attnpatterns.models.loading import LoadedModel
-from attnpatterns.runfolder import RunExistsError, fingerprint, prepare_run_folder, read_manifest, write_json
+from attnpatterns.runfolder import read_manifest
 
 FINETUNE_RUN = "finetune"
 PRUNING_RUN = "pruning"
 METRICS_FILE = "metrics.json"
 IMPORTANCE_FILE = "importance.npz"
 
-__all__ = [
-    "FINETUNE_RUN",
-    "IMPORTANCE_FILE",
-    "METRICS_FILE",
-    "PRUNING_LOG_FILE",
-    "PRUNING_RUN",
-    "RunExistsError",
-    "base_model_name",
-    "fingerprint",
-    "model_identity",
-    "prepare_run_folder",
-    "read_manifest",
-    "write_json",
-]
+__all__ = ["FINETUNE_RUN", "IMPORTANCE_FILE", "METRICS_FILE", "PRUNING_LOG_FILE", "PRUNING_RUN", "base_model_name",
+           "model_identity"]
 
 
 @lru_cache(maxsize=32)
