@@ -241,8 +241,8 @@ def _load_task(name: str, config: PipelineConfig):
 
 
 def _finetune(config: PipelineConfig, task, seed: int, out: Path, device, show_progress: bool):
-    from attnpatterns.models import load_model
     from attnpatterns.finetuning.finetune import FinetuneConfig, finetune
+    from attnpatterns.models import load_model
     from attnpatterns.runtime import seed_everything
 
     ft_config = FinetuneConfig.for_task(

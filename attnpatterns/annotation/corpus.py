@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS, PATTERN_TYPES
 from attnpatterns.annotation.labels import canonical_name
+from attnpatterns.constants import DEFAULT_MODEL, MAP_KINDS, PATTERN_TYPES
 from attnpatterns.runfolder import atomic_write_bytes
 
 #: The corpus shipped in the repository (``<repo>/annotations``).

@@ -32,7 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from attnpatterns.annotation.corpus import (
-    CorpusMap, add_maps, make_map_id, model_short_name, read_map_index, slug,
+    CorpusMap,
+    add_maps,
+    make_map_id,
+    model_short_name,
+    read_map_index,
+    slug,
 )
 from attnpatterns.annotation.heuristics import CANDIDATE_TYPES, candidate_score, heuristic_label
 from attnpatterns.constants import HEAD_KINDS, MAP_KINDS, PATTERN_TYPES

@@ -28,11 +28,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from attnpatterns.annotation.corpus import (
-    LabelRow, append_labels, parse_label, read_arrays, read_labels, read_map_index, require_corpus,
+    LabelRow,
+    append_labels,
+    parse_label,
+    read_arrays,
+    read_labels,
+    read_map_index,
+    require_corpus,
 )
+from attnpatterns.annotation.labels import read_label_text
 from attnpatterns.annotation.render import SheetCell, render_sheet
 from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
-from attnpatterns.annotation.labels import read_label_text
 
 TEMPLATE_FILE = "labels.tsv"
 EXPORT_MANIFEST_FILE = "export.json"

@@ -2,7 +2,6 @@
 
 from attnpatterns.extraction.maps import LayerMaps, MapCapture
 from attnpatterns.extraction.run import ExtractionConfig, extract_maps
-from attnpatterns.runfolder import RunExistsError
 from attnpatterns.extraction.store import (
     DamagedShardError,
     ExampleRecord,
@@ -13,6 +12,7 @@ from attnpatterns.extraction.store import (
     VerifyResult,
     open_run,
 )
+from attnpatterns.runfolder import RunExistsError
 
 __all__ = [
     "DamagedShardError",

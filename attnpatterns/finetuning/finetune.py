@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from attnpatterns.constants import MANIFEST_FILE
 from attnpatterns.masking.subnetwork import Subnetwork
@@ -39,7 +38,6 @@ from attnpatterns.pruning.runs import (
 from attnpatterns.pruning.tasks import Task, limit_examples
 from attnpatterns.runfolder import fingerprint, open_run_folder, read_manifest, write_json
 from attnpatterns.runtime import MIXED_PRECISION, check_mixed_precision
-
 
 #: Named settings. ``paper``: Prasanna et al. (2020). ``quick``: the built-in tasks' default (short texts, CPU).
 PRESETS: dict[str, dict] = {

@@ -10,8 +10,8 @@ reparametrisations, so that pruned weights stay exactly zero through every optim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import hashlib
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path

@@ -17,6 +17,7 @@ Typical use::
 
 from __future__ import annotations
 
+from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelError, LabelMap
 from attnpatterns.patterns.checkpoint import (
     REBUILD_COMMAND,
     CheckpointError,
@@ -29,7 +30,6 @@ from attnpatterns.patterns.classifier import KindMismatchError, PatternClassifie
 from attnpatterns.patterns.classify import ClassificationTable, classify_maps, classify_run, head_summary
 from attnpatterns.patterns.evaluate import EvaluationReport, evaluate_classifier
 from attnpatterns.patterns.io import DataError, LabeledSet, load_labeled
-from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelError, LabelMap
 from attnpatterns.patterns.preprocess import MapError, PreprocessConfig
 from attnpatterns.patterns.train import TrainConfig, TrainingResult, train_classifier
 

@@ -28,12 +28,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from attnpatterns.constants import MAP_KINDS
-from attnpatterns.runfolder import file_sha256
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.forest import STATE_PREFIX as FOREST_PREFIX
 from attnpatterns.patterns.forest import TreeForest
 from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import PreprocessConfig
+from attnpatterns.runfolder import file_sha256
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "classifier.json"

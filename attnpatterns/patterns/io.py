@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
 from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelMap, read_label_text
+from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
 from attnpatterns.patterns.preprocess import validate_map
 
 LABELS_TXT = "labels.txt"
