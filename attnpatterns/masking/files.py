@@ -80,9 +80,14 @@ def load_mask(path: Path | str, filename: str) -> np.ndarray:
             f"{resolved} is not a numeric .npy array ({err}); masks must be {_accepted(filename)}, "
             "holding 0 (pruned) and 1 (kept)."
         ) from err
-    if not np.all(np.isfinite(arr)) or not np.all((arr == 0) | (arr == 1)):
-        raise MaskError(f"{resolved} must hold only 0 (pruned) and 1 (kept) values.")
-    return arr
+    return _binary(arr, resolved)
+
+
+def _binary(mask: np.ndarray, origin) -> np.ndarray:
+    """``mask`` if it holds only 0 (pruned) and 1 (kept); :class:`MaskError` naming ``origin`` otherwise."""
+    if not np.all((mask == 0) | (mask == 1)):  # NaN and inf fail too
+        raise MaskError(f"{origin} must hold only 0 (pruned) and 1 (kept) values.")
+    return mask
 
 
 def check_head_mask(mask: np.ndarray, num_layers: int, num_heads: int, origin: str = "head mask") -> np.ndarray:
@@ -92,9 +97,7 @@ def check_head_mask(mask: np.ndarray, num_layers: int, num_heads: int, origin: s
             f"{origin} has shape {tuple(mask.shape)} but the model has {num_layers} layers x {num_heads} heads; "
             f"use a mask made for this model (shape ({num_layers}, {num_heads}), 1 = keep)."
         )
-    if not np.all((mask == 0) | (mask == 1)):
-        raise MaskError(f"{origin} must hold only 0 (pruned) and 1 (kept) values.")
-    return mask
+    return _binary(mask, origin)
 
 
 def check_mlp_mask(mask: np.ndarray, num_layers: int, origin: str = "MLP mask") -> np.ndarray:
@@ -104,9 +107,7 @@ def check_mlp_mask(mask: np.ndarray, num_layers: int, origin: str = "MLP mask") 
             f"{origin} has shape {tuple(mask.shape)} but the model has {num_layers} layers; "
             f"use a mask of shape ({num_layers},), 1 = keep."
         )
-    if not np.all((mask == 0) | (mask == 1)):
-        raise MaskError(f"{origin} must hold only 0 (pruned) and 1 (kept) values.")
-    return mask
+    return _binary(mask, origin)
 
 
 def require_kept_heads(mask: np.ndarray, origin: str = "head mask", option: str = "--allow-empty-mask") -> np.ndarray:
