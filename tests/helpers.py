@@ -1,7 +1,8 @@
-"""Builders for tiny random models used throughout the tests (no network, built in code).
+"""Builders for tiny random models used throughout the tests (no network, built in code), and a CLI runner.
 
 ``tiny_bert_config(**overrides)`` gives a 2-layer, 4-head, hidden-32 BertConfig; ``save_tiny_model`` writes a
-model plus the bundled MiniLM tokenizer to a folder so that anything taking a model path can be tested offline.
+model plus the bundled MiniLM tokenizer to a folder so that anything taking a model path can be tested offline;
+``save_tiny_inputs`` adds a two-line input file (a single text and a sentence pair); ``invoke`` runs the CLI.
 """
 
 from __future__ import annotations
@@ -50,3 +51,20 @@ def save_tiny_model(folder: Path, classification: bool = False, seed: int = 0, *
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(bundled_model_path()).save_pretrained(folder)
     return folder
+
+
+def save_tiny_inputs(root: Path) -> tuple[Path, Path]:
+    """A tiny model in ``root/model`` and ``root/in.txt`` with one single text and one sentence pair."""
+    model = save_tiny_model(Path(root) / "model")
+    texts = Path(root) / "in.txt"
+    texts.write_text("The keeper wrote a letter.\nIt rained.\tThe streets were wet.\n")
+    return model, texts
+
+
+def invoke(*args):
+    """Run ``attnpatterns ARGS`` in-process (typer's CliRunner); any argument may be a Path or a number."""
+    from typer.testing import CliRunner
+
+    from attnpatterns.cli.app import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])

@@ -11,17 +11,9 @@ import logging
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from attnpatterns.cli.app import app
 from attnpatterns.masking.files import EmptyMaskError, MaskError, load_head_mask, require_kept_heads
-from tests.helpers import save_tiny_model
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from tests.helpers import invoke, save_tiny_inputs
 
 
 def first_error(output: str) -> str:
@@ -30,11 +22,7 @@ def first_error(output: str) -> str:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad-inputs")
-    model = save_tiny_model(root / "model")
-    texts = root / "in.txt"
-    texts.write_text("The lighthouse keeper wrote a letter.\nIt rained.\tThe streets were wet.\n")
-    return model, texts
+    return save_tiny_inputs(tmp_path_factory.mktemp("bad-inputs"))
 
 
 # -- masks -------------------------------------------------------------------------------------------------------

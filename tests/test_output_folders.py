@@ -11,13 +11,9 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from attnpatterns.cli.app import app
 from attnpatterns.pipeline import PipelineConfig, open_pipeline_folder
-from tests.helpers import save_tiny_model
-
-runner = CliRunner()
+from tests.helpers import invoke, save_tiny_inputs
 
 
 def _snapshot(folder):
@@ -28,17 +24,12 @@ def _snapshot(folder):
     }
 
 
-def _invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
 
 @pytest.fixture(scope="module")
 def places(tmp_path_factory):
     root = tmp_path_factory.mktemp("places")
-    model = save_tiny_model(root / "model")
-    texts = root / "in.txt"
-    texts.write_text("The keeper wrote a letter.\nIt rained.\tThe streets were wet.\n")
-    res = _invoke("extract", texts, "-m", model, "-o", root / "extraction", "-q", "--device", "cpu")
+    model, texts = save_tiny_inputs(root)
+    res = invoke("extract", texts, "-m", model, "-o", root / "extraction", "-q", "--device", "cpu")
     assert res.exit_code == 0, res.output
     user = root / "user"
     user.mkdir()
@@ -71,7 +62,7 @@ def _commands(p, target):
 def test_a_users_folder_is_never_touched(places, command, overwrite):
     before = _snapshot(places["user"])
     args = _commands(places, places["user"])[command] + (["--overwrite"] if overwrite else [])
-    res = _invoke(*args)
+    res = invoke(*args)
     assert res.exit_code == 2, res.output
     assert "nothing was written" in res.output and "Choose another --output" in res.output
     assert _snapshot(places["user"]) == before
@@ -80,7 +71,7 @@ def test_a_users_folder_is_never_touched(places, command, overwrite):
 @pytest.mark.parametrize("command", ["survivors", "classify", "train", "evaluate", "pipeline"])
 def test_another_run_is_refused_unless_overwrite(places, command):
     before = _snapshot(places["extraction"])
-    res = _invoke(*_commands(places, places["extraction"])[command])
+    res = invoke(*_commands(places, places["extraction"])[command])
     assert res.exit_code == 2, res.output
     assert "holds an extraction run; nothing was written" in res.output and "--overwrite" in res.output
     assert _snapshot(places["extraction"]) == before
@@ -88,15 +79,15 @@ def test_another_run_is_refused_unless_overwrite(places, command):
 
 def test_survivors_writes_a_manifest_and_reruns_in_place(places, tmp_path):
     out = tmp_path / "surv"
-    assert _invoke("survivors", places["masks"], "-o", out, "-q", "--no-heatmap").exit_code == 0
+    assert invoke("survivors", places["masks"], "-o", out, "-q", "--no-heatmap").exit_code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run_type"] == "survivors" and manifest["status"] == "complete"
     before = _snapshot(out)
-    assert _invoke("survivors", places["masks"], "-o", out, "-q", "--no-heatmap").exit_code == 0
+    assert invoke("survivors", places["masks"], "-o", out, "-q", "--no-heatmap").exit_code == 0
     assert _snapshot(out) == before  # the same survivors: nothing rewritten
-    res = _invoke("survivors", places["masks"], "-o", out, "-q")  # with a heatmap: another result
+    res = invoke("survivors", places["masks"], "-o", out, "-q")  # with a heatmap: another result
     assert res.exit_code == 2 and "a different survivors run" in res.output
-    assert _invoke("survivors", places["masks"], "-o", out, "-q", "--overwrite").exit_code == 0
+    assert invoke("survivors", places["masks"], "-o", out, "-q", "--overwrite").exit_code == 0
     assert (out / "survival_heatmap.png").is_file()
 
 
@@ -106,7 +97,7 @@ def test_pipeline_with_changed_settings_is_refused_before_writing(places, tmp_pa
     open_pipeline_folder(config, out).start({"config": config.to_dict()})
     (out / "reviews").mkdir()
     before = _snapshot(out)
-    res = _invoke("pipeline", "-m", places["model"], "-o", out, "--threshold", "0.8", "-q", "--device", "cpu")
+    res = invoke("pipeline", "-m", places["model"], "-o", out, "--threshold", "0.8", "-q", "--device", "cpu")
     assert res.exit_code == 2, res.output
     assert "(threshold: 0.9 -> 0.8)" in res.output and "--overwrite" in res.output  # only what differs
     assert _snapshot(out) == before

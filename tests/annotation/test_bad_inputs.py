@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 from attnpatterns.annotation.corpus import CorpusError, make_map_id, read_labels, require_corpus
 from attnpatterns.annotation.sheets import import_labels
-from attnpatterns.cli.app import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from tests.helpers import invoke
 
 
 def first_error(output: str) -> str:
