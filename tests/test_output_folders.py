@@ -24,7 +24,6 @@ def _snapshot(folder):
     }
 
 
-
 @pytest.fixture(scope="module")
 def places(tmp_path_factory):
     root = tmp_path_factory.mktemp("places")
