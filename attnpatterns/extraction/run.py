@@ -31,13 +31,12 @@ from attnpatterns.extraction.store import (
     ShardWriter,
     order_index,
     prepare_resume,
-    write_json,
 )
 from attnpatterns.masking.files import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
 from attnpatterns.models.loading import LoadedModel
 from attnpatterns.runfolder import fingerprint as _fingerprint
-from attnpatterns.runfolder import open_run_folder
+from attnpatterns.runfolder import open_run_folder, write_json
 
 DTYPES = ("float16", "float32")
 

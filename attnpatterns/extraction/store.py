@@ -37,13 +37,12 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from attnpatterns.constants import LAYER_HEAD, LAYER_KINDS, MANIFEST_FILE
-from attnpatterns.runfolder import (  # noqa: F401  (write_json: re-exported)
+from attnpatterns.runfolder import (
     atomic_write_bytes,
     atomic_write_text,
     file_sha256,
     read_json,
     read_manifest,
-    write_json,
 )
 
 EXAMPLES_FILE = "examples.jsonl"
