@@ -235,7 +235,7 @@ def run_pipeline(
 
 # -- steps ---------------------------------------------------------------------------------------------------------
 def _load_task(name: str, config: PipelineConfig):
-    from attnpatterns.pruning.tasks import load_task
+    from attnpatterns.tasks.task import load_task
 
     return load_task(name, glue_dir=config.glue_dir)
 

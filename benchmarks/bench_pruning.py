@@ -64,11 +64,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from attnpatterns.models import load_model
-    from attnpatterns.pruning.batches import encode, iterate_batches
+    from attnpatterns.tasks.batches import encode, iterate_batches
     from attnpatterns.masking.gates import gated
     from attnpatterns.pruning.importance import VARIANTS, gate_gradients
     from attnpatterns.masking.surgery import physically_prune
-    from attnpatterns.pruning.tasks import load_task
+    from attnpatterns.tasks.task import load_task
     from attnpatterns.runtime import resolve_device, seed_everything
 
     if args.threads:

@@ -33,7 +33,7 @@ MetricOpt = Annotated[
 def resolve_task(task, glue_dir, train_file, dev_file, text_column, label_column, regression, metric,
                  model_folder: Path | str | None = None):
     """Load the task the options name; with none named, the task of the fine-tuning run in ``model_folder``."""
-    from attnpatterns.pruning.tasks import load_task
+    from attnpatterns.tasks.task import load_task
     from attnpatterns.runfolder import read_manifest
 
     if task is None and train_file is None and dev_file is None and model_folder is not None:

@@ -26,18 +26,16 @@ import numpy as np
 from attnpatterns.constants import MANIFEST_FILE
 from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.models.adapter import model_device
+from attnpatterns.models.identity import FINETUNE_RUN, base_model_name, model_identity
 from attnpatterns.models.loading import LoadedModel
-from attnpatterns.pruning.batches import FeatureDataset, collate, encode
-from attnpatterns.pruning.evaluation import check_classifier, evaluate
-from attnpatterns.pruning.runs import (
-    FINETUNE_RUN,
-    METRICS_FILE,
-    base_model_name,
-    model_identity,
-)
-from attnpatterns.pruning.tasks import Task, limit_examples
 from attnpatterns.runfolder import fingerprint, open_run_folder, read_manifest, write_json
 from attnpatterns.runtime import MIXED_PRECISION, check_mixed_precision
+from attnpatterns.tasks.batches import FeatureDataset, collate, encode
+from attnpatterns.tasks.evaluation import check_classifier, evaluate
+from attnpatterns.tasks.task import Task, limit_examples
+
+#: The dev scores of the fine-tuned model, beside the saved weights in the run folder.
+METRICS_FILE = "metrics.json"
 
 #: Named settings. ``paper``: Prasanna et al. (2020). ``quick``: the built-in tasks' default (short texts, CPU).
 PRESETS: dict[str, dict] = {

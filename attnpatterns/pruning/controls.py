@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from attnpatterns.masking.subnetwork import Subnetwork
-from attnpatterns.pruning.evaluation import evaluate
 from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.structured import meets_target
-from attnpatterns.pruning.tasks import Task, limit_examples
+from attnpatterns.tasks.evaluation import evaluate
+from attnpatterns.tasks.task import Task, limit_examples
 
 CONTROL_KINDS = ("random", "bad")
 

@@ -62,8 +62,8 @@ from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.masking.gates import Gates
 from attnpatterns.masking.subnetwork import Subnetwork, weights_zeroed
 from attnpatterns.models.adapter import get_adapter, model_device
-from attnpatterns.pruning.batches import encode, iterate_batches
-from attnpatterns.pruning.evaluation import check_classifier
+from attnpatterns.tasks.batches import encode, iterate_batches
+from attnpatterns.tasks.evaluation import check_classifier
 
 #: Importance variants (see the module docstring): name -> one-line summary, for option help.
 VARIANTS = {

@@ -21,11 +21,11 @@ from torch import nn
 from attnpatterns.masking.subnetwork import Subnetwork, weights_zeroed
 from attnpatterns.models.adapter import get_adapter
 from attnpatterns.pruning.checkpoint import save_then_report
-from attnpatterns.pruning.evaluation import predict, prepare_dev
-from attnpatterns.pruning.metrics import compute_metrics
 from attnpatterns.pruning.result import PruningResult
 from attnpatterns.pruning.structured import check_full_score, check_threshold, meets_target
-from attnpatterns.pruning.tasks import Task
+from attnpatterns.tasks.evaluation import predict, prepare_dev
+from attnpatterns.tasks.metrics import compute_metrics
+from attnpatterns.tasks.task import Task
 
 
 @dataclass(frozen=True)

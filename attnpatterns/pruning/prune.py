@@ -19,18 +19,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from attnpatterns.models.adapter import model_device
+from attnpatterns.models.identity import base_model_name, model_identity
 from attnpatterns.models.loading import LoadedModel
 from attnpatterns.pruning.checkpoint import PRUNING_STATE_FILE, discard_checkpoint, load_checkpoint, save_checkpoint
 from attnpatterns.pruning.controls import CONTROL_KINDS, score_control
-from attnpatterns.pruning.evaluation import check_classifier
 from attnpatterns.pruning.magnitude import MagnitudeConfig, MagnitudeState, magnitude_prune
 from attnpatterns.pruning.result import PruningResult
-from attnpatterns.pruning.runs import PRUNING_RUN, base_model_name, model_identity
 from attnpatterns.pruning.structured import ScheduleState, StructuredConfig, structured_prune
-from attnpatterns.pruning.tasks import Task
 from attnpatterns.runfolder import fingerprint, open_run_folder
 from attnpatterns.runtime import autocast
+from attnpatterns.tasks.evaluation import check_classifier
+from attnpatterns.tasks.task import Task
 
+#: The run type a pruning run folder's manifest names.
+PRUNING_RUN = "pruning"
 METHODS = ("structured", "magnitude", *CONTROL_KINDS)
 #: The step state of each method whose unfinished run continues from its last finished step (controls start again).
 RESUMABLE = {"structured": ScheduleState, "magnitude": MagnitudeState}

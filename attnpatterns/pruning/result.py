@@ -20,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from attnpatterns.constants import PRUNING_LOG_FILE
 from attnpatterns.masking.subnetwork import Subnetwork
-from attnpatterns.pruning.runs import IMPORTANCE_FILE, PRUNING_LOG_FILE
 from attnpatterns.runfolder import write_json
+
+#: The importance scores of a structured pruning run (heads and MLPs), saved beside the log.
+IMPORTANCE_FILE = "importance.npz"
 
 
 @dataclass

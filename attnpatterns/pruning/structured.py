@@ -31,13 +31,13 @@ import numpy as np
 from torch import nn
 
 from attnpatterns.masking.subnetwork import Subnetwork
-from attnpatterns.pruning.batches import encode
 from attnpatterns.pruning.checkpoint import save_then_report
-from attnpatterns.pruning.evaluation import predict, prepare_dev
 from attnpatterns.pruning.importance import ImportanceConfig, gate_gradients, normalize
-from attnpatterns.pruning.metrics import compute_metrics
 from attnpatterns.pruning.result import PruningResult
-from attnpatterns.pruning.tasks import Task, limit_examples
+from attnpatterns.tasks.batches import encode
+from attnpatterns.tasks.evaluation import predict, prepare_dev
+from attnpatterns.tasks.metrics import compute_metrics
+from attnpatterns.tasks.task import Task, limit_examples
 
 PHASES = ("joint", "heads", "mlps")
 IMPORTANCE_SPLITS = ("dev", "train")

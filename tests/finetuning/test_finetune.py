@@ -13,7 +13,7 @@ from attnpatterns.extraction import RunExistsError
 from attnpatterns.finetuning.finetune import PRESETS, QUICK_TASK_SETTINGS, FinetuneConfig, FinetuneResult, finetune
 from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.models import load_model
-from attnpatterns.pruning.evaluation import NotAClassifierError
+from attnpatterns.tasks.evaluation import NotAClassifierError
 from tests.pruning.conftest import make_task
 
 CONFIG = FinetuneConfig(learning_rate=1e-3, batch_size=8, epochs=1, max_length=16)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from attnpatterns.data.records import TextExample
-from attnpatterns.pruning.tasks import Task
+from attnpatterns.tasks.task import Task
 from tests.helpers import save_tiny_model
 
 GOOD = ["good", "great", "lovely", "fine", "bright"]

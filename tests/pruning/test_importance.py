@@ -144,7 +144,7 @@ def test_config_variants_and_old_settings():
 
 
 def test_bad_inputs(tokenizer):
-    from attnpatterns.pruning.evaluation import NotAClassifierError
+    from attnpatterns.tasks.evaluation import NotAClassifierError
 
     with pytest.raises(NotAClassifierError, match="classification head"):
         compute_importance(tiny_bert(), tokenizer, _examples(), 2)

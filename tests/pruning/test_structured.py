@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attnpatterns.data.records import InputError
-from attnpatterns.pruning.evaluation import NotAClassifierError, evaluate
+from attnpatterns.tasks.evaluation import NotAClassifierError, evaluate
 from attnpatterns.pruning.structured import (
     PruningError,
     StructuredConfig,

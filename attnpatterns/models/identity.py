@@ -1,11 +1,9 @@
-"""Run folders of fine-tuning and pruning: their file names and run types, and what identifies the model in their
-fingerprints (the rule for reusing, resuming or refusing a folder is :mod:`attnpatterns.runfolder`'s).
+"""What identifies a loaded model in run fingerprints and manifests: its weights, and the pretrained model behind it.
 
-A run folder is reused when it holds a *finished* run of the same kind with the same fingerprint (a hash of
-everything that decides its result: model weights, task examples, configuration, seed, masks); a folder holding
-anything else is only replaced with ``overwrite=True``. An unfinished run (killed midway) with the same
-fingerprint is started again from scratch, except structured and magnitude pruning, which resume from their last
-finished step (see :mod:`attnpatterns.pruning.checkpoint`).
+Fine-tuning and pruning runs put :func:`model_identity` into their fingerprints (so a run folder is reused only for
+the same weights) and :func:`base_model_name` into their manifests (so that the seeds of one experiment, fine-tuned
+into different folders, can be checked to belong together). A fine-tuning run folder is itself a loadable model
+folder; :data:`FINETUNE_RUN` is the run type its manifest names.
 """
 
 from __future__ import annotations
@@ -14,23 +12,15 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from attnpatterns.constants import PRUNING_LOG_FILE
 from attnpatterns.models.loading import LoadedModel
-from attnpatterns.runfolder import read_manifest
+from attnpatterns.runfolder import file_sha256, read_manifest
 
+#: The run type of a fine-tuning run folder (written by :mod:`attnpatterns.finetuning`, read here).
 FINETUNE_RUN = "finetune"
-PRUNING_RUN = "pruning"
-METRICS_FILE = "metrics.json"
-IMPORTANCE_FILE = "importance.npz"
-
-__all__ = ["FINETUNE_RUN", "IMPORTANCE_FILE", "METRICS_FILE", "PRUNING_LOG_FILE", "PRUNING_RUN", "base_model_name",
-           "model_identity"]
 
 
 @lru_cache(maxsize=32)
 def _weights_digest(folder: str, stamp: tuple) -> str:
-    from attnpatterns.runfolder import file_sha256
-
     files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
     return hashlib.sha256("".join(file_sha256(p) for p in files).encode()).hexdigest()[:16]
 

@@ -5,7 +5,7 @@ number of outputs (1 = regression), the metric that drives pruning, and a descri
 task again (it goes into run manifests, so ``attnpatterns prune`` can reuse the task of a fine-tuning run).
 Every way a task can be unusable -- no labels, labels the train split never saw, an empty dev set, a metric the
 task cannot use -- is a :class:`~attnpatterns.data.records.InputError` or
-:class:`~attnpatterns.pruning.metrics.MetricError` that says what to fix.
+:class:`~attnpatterns.tasks.metrics.MetricError` that says what to fix.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from attnpatterns.data.records import InputError, TextExample
-from attnpatterns.pruning.metrics import available_metrics, check_metric
+from attnpatterns.tasks.metrics import available_metrics, check_metric
 
 SOURCES = ("builtin", "glue", "files")
 

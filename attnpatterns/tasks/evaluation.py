@@ -12,8 +12,8 @@ from torch import nn
 from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.masking.subnetwork import Subnetwork
 from attnpatterns.models.adapter import model_device
-from attnpatterns.pruning.batches import encode, iterate_batches
-from attnpatterns.pruning.metrics import compute_metrics
+from attnpatterns.tasks.batches import encode, iterate_batches
+from attnpatterns.tasks.metrics import compute_metrics
 
 
 class NotAClassifierError(ValueError):
@@ -47,7 +47,7 @@ class Scores:
 
 def prepare_dev(model: nn.Module, tokenizer, task, max_length: int, max_examples: int | None = None):
     """Checked, tokenised dev examples of ``task`` for pruning: ``(examples, features, labels)``."""
-    from attnpatterns.pruning.tasks import limit_examples
+    from attnpatterns.tasks.task import limit_examples
 
     check_classifier(model, task.num_labels)
     dev = limit_examples(task.dev, max_examples)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from attnpatterns.data.records import InputError
-from attnpatterns.pruning.metrics import MetricError, available_metrics, check_metric, compute_metrics
-from attnpatterns.pruning.tasks import load_task
+from attnpatterns.tasks.metrics import MetricError, available_metrics, check_metric, compute_metrics
+from attnpatterns.tasks.task import load_task
 
 
 def _write(path, rows, header="sentence,label"):
@@ -120,7 +120,7 @@ def test_glue_tasks_from_the_classic_layout(tmp_path):
 
 
 def test_builtin_tasks_load():
-    from attnpatterns.pruning.tasks import task_choices
+    from attnpatterns.tasks.task import task_choices
 
     assert {"reviews", "entail"} <= set(task_choices())
     reviews, entail = load_task("reviews"), load_task("entail")
