@@ -5,5 +5,6 @@ Below extraction and pruning; of the project it imports only constants and the m
 - ``files``: reading, validating and saving head/MLP mask files (``head_mask.npy`` / ``mlp_mask.npy``);
 - ``gates``: head/MLP gates installed with hooks (fixed masks, or differentiable for importance);
 - ``subnetwork``: head, MLP and weight masks as one object, applied to a model or saved to a folder;
-- ``surgery``: physical removal of heads and MLPs (keeping original head ids) and loading such checkpoints.
+- ``surgery``: physical removal of the heads and MLPs a mask zeroes (the cutting and loading are
+  :mod:`attnpatterns.models.surgery`'s).
 """

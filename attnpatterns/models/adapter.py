@@ -5,7 +5,7 @@ by layer index, so supporting another encoder family means writing one more adap
 XLM-R, CamemBERT and MiniLM share the BERT layout (``encoder.layer[i].attention.self.query`` and so on), which is
 what :class:`BertStyleAdapter` covers, for bare encoders and for ``*ForSequenceClassification`` models alike.
 
-The adapter also keeps the bookkeeping of *original* head ids. Physical pruning (``attnpatterns.masking.surgery``)
+The adapter also keeps the bookkeeping of *original* head ids. Physical pruning (``attnpatterns.models.surgery``)
 removes heads from the weight matrices, so after surgery position ``k`` in a layer's Q/K/V is no longer head ``k``;
 ``adapter.head_ids(layer)`` maps positions back to the ids the head had in the unpruned model. The ids are stored
 on the model config (``attnpatterns_head_ids``) so that they survive ``save_pretrained``.

@@ -23,6 +23,7 @@ from attnpatterns.models.adapter import (
     UnsupportedArchitectureError,
     get_adapter,
 )
+from attnpatterns.models.surgery import load_physically_pruned
 
 HEAD_CHOICES = ("auto", "encoder", "classification")
 _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), "bundled", "default", "all-minilm-l6-v2", "minilm"}
@@ -154,8 +155,6 @@ def load_model(
     cls = AutoModelForSequenceClassification if classification else AutoModel
     try:
         if _looks_physically_pruned(config):
-            from attnpatterns.masking.surgery import load_physically_pruned
-
             model = load_physically_pruned(cls, path, **kwargs)
         else:
             model = cls.from_pretrained(path, **kwargs)

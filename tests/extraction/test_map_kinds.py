@@ -252,7 +252,7 @@ def test_unknown_kind_is_refused(model):
 
 def test_surgery_gives_the_maps_of_the_gated_model():
     """Heads removed from the weights (a whole layer's included) give the maps that masking them gives."""
-    from attnpatterns.masking.surgery import prune_heads
+    from attnpatterns.models.surgery import prune_heads
 
     pruned = tiny_bert(seed=3)
     batch = _batch()

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from attnpatterns.masking.gates import gated
-from attnpatterns.masking.surgery import count_parameters, physically_prune, prune_heads
+from attnpatterns.masking.surgery import physically_prune
 from attnpatterns.models import load_model
 from attnpatterns.models.adapter import get_adapter
+from attnpatterns.models.surgery import count_parameters, prune_heads
 from tests.helpers import save_tiny_model, tiny_bert
 
 
