@@ -6,8 +6,9 @@ pruning run (written by ``attnpatterns prune``). A pruning log's task and seed c
 next to it when that names them, else from the path (a folder called ``seed_3``, ``seed3`` or ``seed-3``; a
 folder named like one of the known tasks).
 
-Pruning logs are read tolerantly: the report must not fail because one log has an unexpected shape, so a log
-that cannot be understood is returned with ``problem`` set and shown as such.
+Pruning logs are read by their own type, :meth:`attnpatterns.pruning.result.PruningResult.from_log`, which
+accepts other spellings too; the report must not fail because one log has an unexpected shape, so a log that
+cannot be understood is returned with ``problem`` set and shown as such.
 """
 
 from __future__ import annotations
@@ -20,38 +21,32 @@ from typing import Any, Iterable, Mapping
 
 from attnpatterns.analysis.compare import COMPARISON_FILE
 from attnpatterns.constants import MANIFEST_FILE, PRUNING_LOG_FILE
+from attnpatterns.pruning.result import SCORE_KEYS, PruningLogError, PruningResult, PruningStep
 
-_SCORE_KEYS = ("score", "dev_score", "eval_score", "metric_value", "value")
-_HEADS_KEYS = ("heads_left", "n_heads_left", "heads_remaining", "remaining_heads")
-_MLPS_KEYS = ("mlps_left", "n_mlps_left", "mlps_remaining", "remaining_mlps")
-_PHASE_KEYS = ("phase", "stage", "kind")
-_STEPS_KEYS = ("steps", "log", "history")
 _SEED_RE = re.compile(r"^seed[_\-]?(\d+)$", re.IGNORECASE)
 
 
-@dataclass
-class PruningStep:
-    step: int
-    score: float | None = None
-    heads_left: int | None = None
-    mlps_left: int | None = None
-    phase: str | None = None
-    passed: bool | None = None  # False: the step fell below the threshold and its masks were not kept
+def _of_result(name: str, doc: str) -> property:
+    """An attribute of a :class:`PruningLog` that its result holds (None when the file is not JSON)."""
+    return property(lambda self: None if self.result is None else getattr(self.result, name), doc=doc)
 
 
 @dataclass
 class PruningLog:
-    """The steps of one pruning run (one task, one seed). ``problem`` says why steps could not be read."""
+    """One pruning run found in a run folder (one task, one seed): its log read as a :class:`PruningResult`,
+    and its steps. ``problem`` says why steps could not be read."""
 
     source: str
     task: str | None = None
     seed: int | str | None = None
     steps: list[PruningStep] = field(default_factory=list)
-    method: str | None = None  # "structured", "magnitude", or a control such as "random" / "bad"
-    metric: str | None = None
-    full_score: float | None = None
-    target: float | None = None  # the score a step had to reach to be kept (threshold x full score)
+    result: PruningResult | None = None  # None: the file is not JSON
     problem: str | None = None
+
+    method = _of_result("method", '"structured", "magnitude", or a control such as "random" / "bad"')
+    metric = _of_result("metric", "the metric that drove pruning")
+    full_score = _of_result("full_score", "the full model's score")
+    target = _of_result("target", "the score a step had to reach to be kept (threshold x full score)")
 
 
 def load_pruning_log(path: str | Path, task: str | None = None, seed: int | str | None = None) -> PruningLog:
@@ -69,47 +64,20 @@ def load_pruning_log(path: str | Path, task: str | None = None, seed: int | str 
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         log.problem = f"not valid JSON ({err})"
         return log
-    steps = data
-    if isinstance(data, Mapping):
-        log.method = _str_or_none(data.get("method"))
-        log.metric = _str_or_none(_first(data, ("metric", "metric_name")))
-        log.full_score = _float_or_none(data.get("full_score"))
-        log.target = _float_or_none(data.get("target"))
+    if isinstance(data, Mapping):  # other code's logs may name the task and seed (attnpatterns' manifest does)
         log.task = log.task or _task_name(data.get("task"))
         if log.seed is None and data.get("seed") is not None:
             log.seed = data.get("seed")
-        steps = next((data[k] for k in _STEPS_KEYS if isinstance(data.get(k), list)), None)
-    if not isinstance(steps, list):
-        log.problem = "expected a list of steps (or an object with a 'steps' list)"
+    try:
+        log.result = PruningResult.from_log(data)
+    except PruningLogError as err:
+        log.result, log.problem = err.result, str(err)
         return log
-    for i, raw in enumerate(steps):
-        if not isinstance(raw, Mapping):
-            log.problem = f"step {i} is not an object"
-            log.steps = []
-            return log
-        score = _first(raw, _SCORE_KEYS)
-        if isinstance(
-            score, Mapping
-        ):  # several metrics: take the pruning metric when named, else the first number
-            score = (
-                score.get(log.metric)
-                if log.metric in score
-                else next((v for v in score.values() if isinstance(v, (int, float))), None)
-            )
-        log.steps.append(
-            PruningStep(
-                step=_int_or(raw.get("step"), i),
-                score=_float_or_none(score),
-                heads_left=_count(_first(raw, _HEADS_KEYS)),
-                mlps_left=_count(_first(raw, _MLPS_KEYS)),
-                phase=_str_or_none(_first(raw, _PHASE_KEYS)),
-                passed=raw.get("passed") if isinstance(raw.get("passed"), bool) else None,
-            )
-        )
+    log.steps = log.result.step_records()
     if not log.steps:
         log.problem = "the log has no steps"
     elif all(s.score is None for s in log.steps):
-        log.problem = f"no step has a score (looked for {', '.join(_SCORE_KEYS)})"
+        log.problem = f"no step has a score (looked for {', '.join(SCORE_KEYS)})"
     return log
 
 
@@ -178,39 +146,8 @@ def _task_and_seed(file: Path, root: Path, tasks: list[str]) -> tuple[str | None
     return task, seed
 
 
-def _first(mapping: Mapping, keys: Iterable[str]):
-    return next((mapping[k] for k in keys if k in mapping and mapping[k] is not None), None)
-
-
-def _float_or_none(value) -> float | None:
-    try:
-        return None if value is None or isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _count(value) -> int | None:
-    if isinstance(value, (list, tuple)):  # e.g. a list of kept heads
-        return len(value)
-    try:
-        return None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or(value, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _task_name(value) -> str | None:
     """A task as recorded by a manifest: a name, or an object with a "name" (``Task.describe()``)."""
     if isinstance(value, Mapping):
         value = value.get("name")
-    return _str_or_none(value)
-
-
-def _str_or_none(value) -> str | None:
     return None if value is None else str(value)
