@@ -13,7 +13,9 @@ masks are the last that passed. As in the paper's code, importance is computed o
 gives the dev score (one forward + backward per step). ``importance_split``/``importance_examples`` compute
 importance on other (or fewer) examples instead, with a separate forward pass for the score. One deliberate
 difference from that code: after a failed step, the next phase ranks by the importance under the masks that passed,
-not under the rejected ones.
+not under the rejected ones. So a rejected step's importance is never used, and its backward passes are skipped:
+the forward passes over the dev set come first, and the gradients are computed only if their score passes (see
+:func:`attnpatterns.pruning.importance.gate_gradients`); the masks and scores are the same to the bit.
 
 Each step ends in a :class:`ScheduleState` (accepted masks, their score and importance, the phase, the log), which
 :func:`run_schedule` hands to a ``checkpoint`` callback and can resume from: the importance that ranks the next
@@ -120,8 +122,10 @@ class StructuredConfig:
         return cls(**data)
 
 
-#: assess(head_mask, mlp_mask) -> (score, head_importance (L, H), mlp_importance (L,))
-Assess = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]
+#: assess(head_mask, mlp_mask, target) -> (score, head_importance (L, H), mlp_importance (L,)). ``target`` is the
+#: score a pruning step must reach (None for the full model); when the score misses it, the step is rejected and its
+#: importance never used, so ``assess`` may return None for both importances instead of computing them.
+Assess = Callable[[np.ndarray, np.ndarray, float | None], tuple[float, np.ndarray | None, np.ndarray | None]]
 
 
 def _least_important(importance: np.ndarray, mask: np.ndarray, n: int) -> list[int]:
@@ -188,7 +192,7 @@ def run_schedule(
         head = np.ones((num_layers, num_heads), np.float32)
         mlp = np.ones(num_layers, np.float32)
         start = time.perf_counter()
-        full_score, head_imp, mlp_imp = assess(head, mlp)
+        full_score, head_imp, mlp_imp = assess(head, mlp, None)
         check_full_score(full_score, metric, config.threshold)
         step = _step(0, "full", full_score, True, head, mlp, [], [], time.perf_counter() - start)
         state = ScheduleState(0, head, mlp, head_imp, mlp_imp, float(full_score), float(full_score), (step,))
@@ -213,8 +217,10 @@ def run_schedule(
         new_head.reshape(-1)[heads_out] = 0
         new_mlp[mlps_out] = 0
         start = time.perf_counter()
-        new_score, new_head_imp, new_mlp_imp = assess(new_head, new_mlp)
+        new_score, new_head_imp, new_mlp_imp = assess(new_head, new_mlp, target)
         passed = meets_target(new_score, target)
+        if passed and (new_head_imp is None or new_mlp_imp is None):
+            raise RuntimeError(f"assess returned no importance for step {len(state.steps)}, which passed")
         pruned = [[int(i) // num_heads, int(i) % num_heads] for i in heads_out]
         step = _step(len(state.steps), phase, new_score, passed, new_head, new_mlp, pruned, mlps_out,
                      time.perf_counter() - start)
@@ -278,15 +284,27 @@ def structured_prune(
     combined = config.importance_split == "dev" and len(imp_examples) == len(dev)
     imp_features = dev_features if combined else encode(tokenizer, imp_examples, config.max_length, regression)
 
-    def assess(head_mask: np.ndarray, mlp_mask: np.ndarray):
+    def dev_score(logits: np.ndarray) -> float:
+        return compute_metrics(logits, labels, task.num_labels, task.metric)[task.metric]
+
+    def assess(head_mask: np.ndarray, mlp_mask: np.ndarray, target: float | None):
         sub = Subnetwork(head_mask, mlp_mask)
-        head_raw, mlp_raw, n_tokens, logits, _ = gate_gradients(
-            model, imp_features, task.num_labels, sub, config.batch_size, config.importance.variant, pad
-        )
         if not combined:
             with sub.applied(model):
                 logits, _ = predict(model, dev_features, config.batch_size, pad)
-        score = compute_metrics(logits, labels, task.num_labels, task.metric)[task.metric]
+            score = dev_score(logits)
+            if target is not None and not meets_target(score, target):
+                return score, None, None  # rejected: its importance is never used
+        # With importance on the dev set, one pass gives the score too, and a rejected step skips its backward.
+        needed = None if target is None or not combined else (lambda lg: meets_target(dev_score(lg), target))
+        head_raw, mlp_raw, n_tokens, logits, _ = gate_gradients(
+            model, imp_features, task.num_labels, sub, config.batch_size, config.importance.variant, pad,
+            needed=needed,
+        )
+        if combined:
+            score = dev_score(logits)
+        if head_raw is None:
+            return score, None, None
         head_imp, mlp_imp = normalize(head_raw, mlp_raw, n_tokens, config.importance)
         return score, head_imp, mlp_imp
 

@@ -31,7 +31,7 @@ def _assess_counting():
     """Scores that fail now and then, and importance that depends on the masks (so it must be the saved one)."""
     calls = []
 
-    def assess(head_mask, mlp_mask):
+    def assess(head_mask, mlp_mask, target=None):
         heads, mlps = int(head_mask.sum()), int(mlp_mask.sum())
         calls.append((heads, mlps))
         score = 1.0 if heads >= 24 and mlps >= 2 else 0.95 if heads >= 18 else 0.5

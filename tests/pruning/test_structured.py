@@ -27,7 +27,7 @@ def _synthetic(score_fn):
     mlp_imp = np.arange(L, dtype=float)
     calls = []
 
-    def assess(head_mask, mlp_mask):
+    def assess(head_mask, mlp_mask, target=None):
         calls.append((int(head_mask.sum()), int(mlp_mask.sum())))
         return score_fn(int(head_mask.sum()), int(mlp_mask.sum())), head_imp, mlp_imp
 
