@@ -224,6 +224,7 @@ def _batches(chunk: Sequence[TextExample], batch_size: int) -> list[list[int]]:
 def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
     results: dict[int, tuple[dict, dict]] = {}
     device = model_device(model.model)
+    store_dtype = torch.from_numpy(np.zeros(0, writer.dtype)).dtype
     n_truncated = 0
     for idx in _batches(chunk, config.batch_size):
         batch = [chunk[i] for i in idx]
@@ -233,8 +234,9 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
         model.model(**inputs)
         layers = capture.pop()
         lengths = enc["attention_mask"].sum(dim=1).tolist()
+        # one cast per layer and kind to the stored dtype (torch rounds float32 -> float16 exactly as numpy does)
         per_layer = {
-            (kind, layer): lm.maps[kind].cpu().numpy()
+            (kind, layer): lm.maps[kind].to(device="cpu", dtype=store_dtype).numpy()
             for layer, lm in enumerate(layers)
             for kind in lm.maps
         }
@@ -252,7 +254,7 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
                 "truncated": bool(truncated[j]),
             }
             # crop to real tokens, and copy now: a view would keep the whole padded batch alive until the flush
-            maps = {key: np.array(arr[j, :, :n, :n], dtype=writer.dtype) for key, arr in per_layer.items()}
+            maps = {key: arr[j, :, :n, :n].copy() for key, arr in per_layer.items()}
             results[i] = (meta, maps)
     for i in range(len(chunk)):
         writer.add(*results[i])

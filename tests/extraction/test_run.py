@@ -59,6 +59,19 @@ def test_float32_on_request_matches_float16(tiny, tmp_path):
     assert (tmp_path / "b" / MAPS_DIR).stat() and not np.array_equal(a, b)
 
 
+def test_float16_maps_are_numpys_rounding_of_the_float32_maps(tiny, tmp_path):
+    """The float16 cast happens in torch, once per layer; it must round exactly as numpy does, map by map."""
+    examples = _examples() + _examples(pairs=True)
+    r16 = extract_maps(tiny, examples, tmp_path / "a", ExtractionConfig(batch_size=3))
+    r32 = extract_maps(tiny, examples, tmp_path / "b", ExtractionConfig(batch_size=3, dtype="float32"))
+    n = 0
+    for a, b in zip(r16.iter_maps(), r32.iter_maps()):
+        assert (a.example_id, a.layer, a.head, a.kind) == (b.example_id, b.layer, b.head, b.kind)
+        assert np.array_equal(a.array, b.array.astype(np.float16).astype(np.float32))
+        n += 1
+    assert n == len(examples) * 2 * 4 * 2  # examples x layers x heads x kinds
+
+
 def test_masked_run_has_no_maps_for_masked_heads(tiny, tmp_path):
     mask = np.ones((2, 4), np.float32)
     mask[1, 0] = 0
