@@ -17,38 +17,22 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
-import time
+import sys
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def _seconds(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+from timing import interleaved, seconds  # noqa: E402
 
 
 def _median_time(fn, repeats: int) -> float:
     fn()  # warm-up
-    return statistics.median(_seconds(fn) for _ in range(repeats))
-
-
-def _interleaved_times(passes: dict, repeats: int) -> dict[str, list[float]]:
-    """One warm-up of each pass, then ``repeats`` rounds timing every pass once in turn: seconds per round."""
-    for fn in passes.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in passes}
-    for _ in range(repeats):
-        for name, fn in passes.items():
-            times[name].append(_seconds(fn))
-    return times
+    return statistics.median(seconds(fn) for _ in range(repeats))
 
 
 def main() -> None:
@@ -95,7 +79,7 @@ def main() -> None:
         model.eval()
 
     passes = {"epoch": train_epoch, **{v: importance_pass(v) for v in VARIANTS}}
-    times = _interleaved_times(passes, args.repeats)
+    times = interleaved(passes, args.repeats)
     ratios = {v: [t / e for t, e in zip(times[v], times["epoch"])] for v in VARIANTS}
     t_epoch = statistics.median(times["epoch"])
 
