@@ -12,12 +12,12 @@ import os
 import typer
 
 #: How long (in busy-wait iterations) an idle OpenMP worker thread of torch spins before it sleeps; set before any
-#: command imports torch, unless the user set it. GNU OpenMP spins 300,000 iterations by default: when another job
-#: shares the cores, the threads of each parallel region then wait on a peer that is not running, and every op
-#: crawls (a fine-tuning step measured 5.3 s instead of 0.4 s beside a 2-thread job on 2 cores). A short spin keeps
-#: the idle speed and degrades gracefully under load; it changes no result, since the number of threads and how
-#: work is split among them stay the same (benchmarks/RESULTS.md, "Main job").
-GOMP_SPINCOUNT = "10000"
+#: command imports torch, unless the user set it or a wait policy. GNU OpenMP spins 300,000 iterations by default:
+#: when another job shares the cores, the threads of each parallel region then wait on a peer that is not running,
+#: and every op crawls. Measured on 2 cores (a fine-tuning step of the default run, benchmarks/RESULTS.md): beside a
+#: 2-thread job 933 ms by default, 481 ms with 1,000 (5.3 s and 0.44 s beside the classifier rebuild); idle 229 and
+#: 235 ms. It changes no result: the number of threads and how work is split among them stay the same.
+GOMP_SPINCOUNT = "1000"
 if "OMP_WAIT_POLICY" not in os.environ:  # an explicit wait policy is the user's choice: leave it alone
     os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
 
