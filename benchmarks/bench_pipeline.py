@@ -56,12 +56,16 @@ SAME_BYTES = (
 )
 
 
-def fingerprint(folder: Path) -> dict[str, str]:
-    """sha256 of every result file, and of every pruning log with its timings removed."""
+def fingerprint(folder: Path, checkout: Path) -> dict[str, str]:
+    """sha256 of every result file (with the paths of the run folder and of the checkout, which JSON files record,
+    replaced by placeholders), and of every pruning log with its timings removed."""
     out = {}
     for pattern in SAME_BYTES:
         for path in sorted(folder.glob(pattern)):
-            out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            data = path.read_bytes()
+            if path.suffix in (".json", ".jsonl", ".csv"):
+                data = data.replace(str(folder).encode(), b"<run>").replace(str(checkout).encode(), b"<checkout>")
+            out[str(path.relative_to(folder))] = hashlib.sha256(data).hexdigest()
     for path in sorted(folder.glob("*/seed_*/prune/pruning_log.json")):
         log = json.loads(path.read_text(encoding="utf-8"))
         steps = [{k: v for k, v in step.items() if k != "seconds"} for step in log.get("steps", [])]
@@ -84,7 +88,7 @@ def run_pipeline(checkout: Path, extra: list[str], loaded: bool) -> dict:
             timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
             return {"checkout": str(checkout), "load": "loaded" if loaded else "idle", "wall_s": round(wall, 1),
                     "load_before": before, "load_after": machine_load(), "timings": timings,
-                    "results": fingerprint(out)}
+                    "results": fingerprint(out, checkout)}
     finally:
         if load is not None:
             load.kill()
