@@ -284,8 +284,10 @@ def gate_gradients(
 
     ``needed(logits)``, when given, is asked once the forward passes of all examples are done (their graphs kept,
     up to :data:`GRAPH_BUDGET_BYTES`); if it returns False, no backward pass runs and ``head_raw`` and ``mlp_raw``
-    are None. Pruning uses it to skip the gradients of a step whose dev score already rejects it. The backward
-    passes that do run are those of the plain loop, in the same batch order, so the sums are the same to the bit.
+    are None. Pruning uses it to skip the gradients of a step whose dev score already rejects it. Once the kept
+    graphs pass the budget, the rest of the pass backpropagates batch by batch and ``needed`` is not asked (the sums
+    are returned). The backward passes that do run are those of the plain loop, in the same batch order, so the
+    sums are the same to the bit.
     """
     check_variant(variant)
     sub = subnetwork or Subnetwork()
