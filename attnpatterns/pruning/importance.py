@@ -50,7 +50,7 @@ as their code does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -333,7 +333,9 @@ def gate_gradients(
             batches = iterate_batches(features, batch_size, device, pad_token_id, sort_by_length=not mean_loss)
             for idx, batch in batches:
                 labels = batch.pop("labels")
-                with torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
+                # count the bytes of kept graphs only while deferring (the plain pass needs no hook per saved tensor)
+                hooks = torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack)
+                with hooks if defer else nullcontext():
                     logits = model(**batch).logits
                 loss = _loss_sum(logits, labels, num_labels)
                 pending.append((len(idx), loss / len(idx) if mean_loss else loss))
