@@ -224,7 +224,7 @@ def _batches(chunk: Sequence[TextExample], batch_size: int) -> list[list[int]]:
 def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
     results: dict[int, tuple[dict, dict]] = {}
     device = model_device(model.model)
-    store_dtype = torch.from_numpy(np.zeros(0, writer.dtype)).dtype
+    store_dtype = getattr(torch, config.dtype)  # float16 or float32, as the writer stores them
     n_truncated = 0
     for idx in _batches(chunk, config.batch_size):
         batch = [chunk[i] for i in idx]
