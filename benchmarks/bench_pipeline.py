@@ -31,15 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import machine_load  # noqa: E402
-
-LOAD_JOB = (
-    "import torch\n"
-    "torch.set_num_threads(2)\n"
-    "a = torch.randn(1024, 1024)\n"
-    "while True:\n"
-    "    a = torch.tanh(a @ a)\n"
-)
+from timing import background_load, machine_load  # noqa: E402
 
 #: Files whose bytes must be the same in every run (globs under the pipeline folder).
 SAME_BYTES = (
@@ -74,25 +66,17 @@ def fingerprint(folder: Path, checkout: Path) -> dict[str, str]:
 
 
 def run_pipeline(checkout: Path, extra: list[str], loaded: bool) -> dict:
-    load = subprocess.Popen([sys.executable, "-c", LOAD_JOB]) if loaded else None
-    try:
-        if load is not None:
-            time.sleep(3)  # let the load job start its threads
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "pipeline"
-            command = ["uv", "run", "--locked", "attnpatterns", "pipeline", "-o", str(out), "-q", *extra]
-            before = machine_load()
-            start = time.perf_counter()
-            subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
-            wall = time.perf_counter() - start
-            timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
-            return {"checkout": str(checkout), "load": "loaded" if loaded else "idle", "wall_s": round(wall, 1),
-                    "load_before": before, "load_after": machine_load(), "timings": timings,
-                    "results": fingerprint(out, checkout)}
-    finally:
-        if load is not None:
-            load.kill()
-            load.wait()
+    with background_load(loaded), tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "pipeline"
+        command = ["uv", "run", "--locked", "attnpatterns", "pipeline", "-o", str(out), "-q", *extra]
+        before = machine_load()
+        start = time.perf_counter()
+        subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
+        return {"checkout": str(checkout), "load": "loaded" if loaded else "idle", "wall_s": round(wall, 1),
+                "load_before": before, "load_after": machine_load(), "timings": timings,
+                "results": fingerprint(out, checkout)}
 
 
 def main() -> None:

@@ -22,8 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_pipeline import LOAD_JOB  # noqa: E402
-from timing import machine_load  # noqa: E402
+from timing import background_load, machine_load  # noqa: E402
 
 SETTINGS = {
     "default (300,000)": {},
@@ -77,20 +76,13 @@ def main() -> None:
         step_child()
         return
     for mode in ("idle", "loaded"):
-        load = subprocess.Popen([sys.executable, "-c", LOAD_JOB]) if mode == "loaded" else None
-        try:
-            if load is not None:
-                time.sleep(3)
+        with background_load(mode == "loaded"):
             print(f"# {mode}: {machine_load()}")
             base = None
             for name, env in SETTINGS.items():
                 ms = measure(env)
                 base = base or ms
                 print(f"{mode:6s} {name:34s} {ms:7.1f} ms per step   {ms / base:5.2f}x the default", flush=True)
-        finally:
-            if load is not None:
-                load.kill()
-                load.wait()
 
 
 if __name__ == "__main__":

@@ -8,10 +8,23 @@ machine).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+#: "Another job" for the loaded measurements: a 2-thread float32 matmul loop (as many threads as the project's
+#: machines have cores), run in its own process.
+LOAD_JOB = (
+    "import torch\n"
+    "torch.set_num_threads(2)\n"
+    "a = torch.randn(1024, 1024)\n"
+    "while True:\n"
+    "    a = torch.tanh(a @ a)\n"
+)
 
 
 def seconds(fn: Callable[[], object]) -> float:
@@ -69,3 +82,18 @@ def machine_load() -> str:
     except OSError:  # pragma: no cover - not on every platform
         return f"{os.cpu_count()} CPUs"
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+@contextlib.contextmanager
+def background_load(active: bool = True) -> Iterator[None]:
+    """Run :data:`LOAD_JOB` beside the block (nothing when not ``active``), and stop it afterwards."""
+    if not active:
+        yield
+        return
+    job = subprocess.Popen([sys.executable, "-c", LOAD_JOB])
+    try:
+        time.sleep(3)  # let the load job start its threads
+        yield
+    finally:
+        job.kill()
+        job.wait()
