@@ -103,10 +103,17 @@ def tokenize(tokenizer, examples: Sequence[TextExample], max_length: int):
     b = [e.text_b for e in examples] if any(e.is_pair for e in examples) else None
     if b is not None and not all(e.is_pair for e in examples):
         raise InputError("a batch mixes single texts and sentence pairs; keep one kind per input file.")
-    full = tokenizer(a, b, truncation=False, add_special_tokens=True)
-    lengths = [len(ids) for ids in full["input_ids"]]
     enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    truncated = [n > max_length for n in lengths]
+    # Truncation cuts a text to exactly max_length tokens, so only the examples that fill max_length can have been
+    # truncated: only those are tokenised again, untruncated, to tell (most batches need no second call).
+    lengths = enc["attention_mask"].sum(dim=1).tolist()
+    full = [j for j, n in enumerate(lengths) if n >= max_length]
+    truncated = [False] * len(examples)
+    if full:
+        again = tokenizer([a[j] for j in full], None if b is None else [b[j] for j in full], truncation=False,
+                          add_special_tokens=True)
+        for j, ids in zip(full, again["input_ids"]):
+            truncated[j] = len(ids) > max_length
     return enc, truncated
 
 
