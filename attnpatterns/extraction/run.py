@@ -195,9 +195,10 @@ def extract_maps(
     todo = [e for e in examples if e.example_id not in done]
     if progress and done:
         progress(len(examples) - len(todo))
-    writer = ShardWriter(out, config.dtype, next_shard)
     n_truncated = 0
-    with capture, torch.inference_mode():
+    # Each chunk's shard is written by a background thread while the next chunk's forward pass runs; leaving the
+    # block waits for it (and raises its error, if any), so every shard is on disk before the run is marked complete.
+    with ShardWriter(out, config.dtype, next_shard, background=True) as writer, capture, torch.inference_mode():
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start : start + config.chunk_size]
             n_truncated += _process_chunk(model, capture, chunk, config, writer, progress)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -149,17 +150,32 @@ def read_examples_file(path: Path) -> list[dict]:
 
 
 class ShardWriter:
-    """Buffers finished examples and writes them as one safetensors shard plus index lines per flush."""
+    """Buffers finished examples and writes them as one safetensors shard plus index lines per flush.
 
-    def __init__(self, root: Path, dtype: str, start_index: int):
+    With ``background=True`` a flush hands the shard to a writer thread (serialisation, sha256, the atomic write
+    and its fsync, then the index lines) and returns at once, so the next chunk's forward pass runs meanwhile. At
+    most one shard is in flight: a flush first waits for the previous one, so memory holds at most the shard
+    being written and the one being filled. An error in the writer thread is raised in the caller's thread by the
+    next :meth:`flush`, by :meth:`wait` or by :meth:`close`. Shards and their index lines are written by one thread,
+    in order, exactly as without ``background``: a kill leaves the same resumable states (see the module docstring).
+
+    Use it as a context manager: a normal exit closes it (writes what is buffered and waits); an exit by an
+    exception waits for the shard in flight, so the folder is left as a synchronous writer would leave it, and
+    drops what was buffered but never flushed.
+    """
+
+    def __init__(self, root: Path, dtype: str, start_index: int, background: bool = False):
         from safetensors.numpy import save  # imported here: only writers need it
 
         self._serialize = save
         self.root = root
         self.dtype = np.float16 if dtype == "float16" else np.float32
         self.next_index = start_index
+        self.background = background
         self._tensors: dict[str, np.ndarray] = {}
         self._records: list[dict] = []
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         (root / MAPS_DIR).mkdir(parents=True, exist_ok=True)
 
     @property
@@ -174,23 +190,65 @@ class ShardWriter:
         self._records.append({**meta, "row": row})
 
     def flush(self) -> None:
+        """Write the buffered examples as the next shard (in the writer thread when ``background``)."""
         if not self._records:
             return
-        name = f"shard-{self.next_index:05d}.safetensors"
+        job = (f"shard-{self.next_index:05d}.safetensors", self._tensors, self._records)
+        self._tensors, self._records = {}, []
+        self.next_index += 1
+        if not self.background:
+            self._write(*job)
+            return
+        self.wait()  # at most one shard in flight; raises the previous shard's error, if any
+        self._thread = threading.Thread(target=self._run, args=job, name="attnpatterns-shard-writer")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the shard in flight; raise the writer thread's error here, if it had one."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        """Write what is buffered and wait until every shard and index line is on disk."""
+        self.flush()
+        self.wait()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        self._tensors, self._records = {}, []
+        try:
+            self.wait()
+        except BaseException as err:  # the exception already on its way matters more; keep this one beside it
+            exc.add_note(f"the shard writer had also failed: {err!r}")
+
+    def _run(self, name: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
+        try:
+            self._write(name, tensors, records)
+        except BaseException as err:  # raised in the caller's thread by wait()
+            self._error = err
+
+    def _write(self, name: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
         # Serialized in memory so that the checksum is that of exactly the bytes written (the shard's tensors and
         # its bytes are both held for a moment); the index lines that carry it are appended only once the shard
         # is durably in place.
-        data = self._serialize(self._tensors)
-        self._tensors = {}
+        data = self._serialize(tensors)
+        tensors.clear()  # the writer's own dict: free the arrays while the bytes are written
         atomic_write_bytes(self.root / MAPS_DIR / name, data)
         shard = {"shard": name, "shard_sha256": hashlib.sha256(data).hexdigest(), "shard_bytes": len(data)}
-        lines = "".join(json.dumps({**r, **shard}, ensure_ascii=False) + "\n" for r in self._records)
+        lines = "".join(json.dumps({**r, **shard}, ensure_ascii=False) + "\n" for r in records)
         with open(self.root / EXAMPLES_FILE, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
-        self.next_index += 1
-        self._records = []
 
 
 # -- integrity ---------------------------------------------------------------------------------------------------
