@@ -1,7 +1,8 @@
 """Extraction benchmark on the bundled MiniLM, measured side by side in one run.
 
-Prints, for the same batches, timed in interleaved rounds (benchmarks/timing.py: the median ratio over rounds with
-its min and max, and best over best):
+Prints, for the same batches (checked before timing: the extraction feeds the model the very tensors the
+baselines get), timed in interleaved rounds (benchmarks/timing.py: the median ratio over rounds with its min and
+max, and best over best):
   * time to extract raw + norm-weighted maps for N examples AND write them to disk (tokenising, hooks, float16
     crops, safetensors shards with their sha256, fsync), divided by the time of the bare eager forward pass with
     output_attentions=True over the same, already tokenised, batches (target <= 1.10);
@@ -47,6 +48,28 @@ def _batches(loaded, examples, batch_size, max_length):
             enc, _ = tokenize(loaded.tokenizer, [chunk[i] for i in idx], max_length)
             out.append(dict(enc))
     return out
+
+
+def _check_same_batches(loaded, batches, extract) -> None:
+    """Fairness: the extraction must feed the model exactly the batches the baselines get (same order, same
+    padded lengths, same tensors); run it once with a hook that records its inputs and compare."""
+    import torch
+
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append({k: v.clone() for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+
+    handle = loaded.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        extract()
+    finally:
+        handle.remove()
+    same = len(seen) == len(batches) and all(
+        a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) for a, b in zip(seen, batches)
+    )
+    if not same:
+        raise SystemExit("the extraction's batches differ from the baselines' batches: the ratios would be unfair")
 
 
 def _brute_force(loaded, batches):
@@ -98,6 +121,7 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             extract_maps(loaded, examples, os.path.join(tmp, "run"), config)
 
+    _check_same_batches(loaded, batches, extract)
     with torch.inference_mode():
         times = interleaved({"bare": bare, "sdpa": sdpa_forward, "attnpatterns": extract,
                              "brute_force": lambda: _brute_force(loaded, batches)}, repeats)
