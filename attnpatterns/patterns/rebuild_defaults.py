@@ -1,9 +1,9 @@
 """Rebuild the shipped default checkpoints from the project's annotated corpus (``annotations/``).
 
-Run ``uv run python -m attnpatterns.patterns.rebuild_defaults [--device cuda]`` from the repository root. For each
-kind it does what ``attnpatterns train --kind KIND --install-default --allow-empty-classes --cv-repeats 3 -o
-runs/classifier-defaults/KIND --overwrite`` does (:func:`attnpatterns.patterns.train.train_run`: grouped 5-fold
-cross-validation, run three times with other fold splits, then the final fit with the default settings and seed 0)
+Run ``uv run python -m attnpatterns.patterns.rebuild_defaults [--device cuda] [--kind raw]`` from the repository
+root (``--kind``, repeatable: only those kinds; default all). For each kind it does what ``attnpatterns train --kind
+KIND --install-default --allow-empty-classes --cv-repeats 3 -o runs/classifier-defaults/KIND --overwrite`` does
+(:func:`attnpatterns.patterns.train.train_run`: grouped 5-fold cross-validation, run three times with other fold splits, then the final fit with the default settings and seed 0)
 and installs the checkpoint, with its cross-validation report, into ``attnpatterns/patterns/checkpoints/KIND/``. On
 the project's corpus one 5-fold split moves the raw macro-F1 by about 0.01 from one seed to the next, so the report
 gives the three runs and their mean. ``allow_empty_classes`` is there so that a corpus of a model that does not
@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Rebuild the shipped pattern classifiers and score them.")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--kind", action="append", choices=HEAD_KINDS,
+                        help="rebuild only this kind (repeat for several; default: every kind)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    for kind in HEAD_KINDS:  # the classifiers are per-head; layer-level kinds borrow them
+    for kind in args.kind or HEAD_KINDS:  # the classifiers are per-head; layer-level kinds borrow them
         train_run(f"{RUNS_DIR}/{kind}", kind, config=TrainConfig(allow_empty_classes=True, cv_repeats=CV_REPEATS),
                   device=device, overwrite=True, install_default=True, log=print)
         classifier = load_default_checkpoint(kind, device=device)

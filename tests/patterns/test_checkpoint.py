@@ -149,3 +149,34 @@ def test_shipped_defaults_carry_their_test_set_scores(kind):
     assert recorded["n_maps"] == again["n_maps"] >= 150
     assert recorded["cohen_kappa"] == pytest.approx(again["cohen_kappa"], abs=1e-9)
     assert recorded["confusion_matrix"] == again["confusion_matrix"]
+
+
+@pytest.mark.parametrize("argv, expected", [([], ["raw", "normed"]), (["--kind", "normed"], ["normed"]),
+                                            (["--kind", "raw", "--kind", "normed"], ["raw", "normed"])])
+def test_rebuild_defaults_rebuilds_the_kinds_asked_for(monkeypatch, argv, expected):
+    """``--kind`` limits the rebuild (train, install, score on the test set) to those kinds, in the order given."""
+    import attnpatterns.patterns.checkpoint as checkpoint
+    import attnpatterns.patterns.evaluate as evaluate
+    import attnpatterns.patterns.io as io
+    import attnpatterns.patterns.train as train
+    from attnpatterns.patterns import rebuild_defaults
+
+    trained, scored = [], []
+
+    class Report:
+        title = ""
+
+        def to_text(self):
+            return ""
+
+    monkeypatch.setattr(train, "train_run", lambda out, kind, **kw: trained.append(kind))
+    monkeypatch.setattr(checkpoint, "load_default_checkpoint", lambda kind, device=None: type(
+        "C", (), {"metadata": {}, "kind": kind})())
+    monkeypatch.setattr(evaluate, "open_evaluation_folder", lambda *a, **kw: type("F", (), {"path": "x"})())
+    monkeypatch.setattr(io, "load_labeled", lambda root, fmt, kind, label_map: type("D", (), {"source": root})())
+    monkeypatch.setattr(evaluate, "evaluate_classifier", lambda clf, data: Report())
+    monkeypatch.setattr(evaluate, "save_evaluation", lambda report, folder, name, root, kind: scored.append(kind))
+    rebuild_defaults.main(argv)
+    assert trained == expected and scored == expected
+    with pytest.raises(SystemExit):
+        rebuild_defaults.main(["--kind", "rollout"])  # layer-level kinds borrow the head classifiers
