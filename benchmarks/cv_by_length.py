@@ -1,0 +1,60 @@
+"""Out-of-fold agreement of the pattern classifier with the corpus labels, by text source and map length.
+
+Reads the out-of-fold predictions that ``rebuild_defaults`` (or ``attnpatterns train -o DIR``) writes to
+``DIR/cv_predictions.csv`` (grouped 5-fold cross-validation on ``annotations/`` only; the held-out test set is not
+read) and the token count of every map from ``annotations/maps.jsonl``, and prints Cohen's κ and accuracy for: the
+maps of the built-in texts, those of the round-6 texts (other genres, up to 124 tokens; text ids ``r6-…``), and the
+round-6 maps of at most 64 tokens and of more. The corpus had no map over 64 tokens before round 6, so this is where
+a weakness on long maps shows without looking at the test set.
+
+Run:  uv run python -m attnpatterns.patterns.rebuild_defaults     # once, writes runs/classifier-defaults/KIND/
+      uv run python benchmarks/cv_by_length.py [--runs runs/classifier-defaults]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+LONG = 64  #: the longest map of the corpus before round 6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/classifier-defaults"),
+                        help="Folder with one training run per kind (KIND/cv_predictions.csv).")
+    parser.add_argument("--corpus", type=Path, default=Path("annotations"), help="Corpus folder (maps.jsonl).")
+    args = parser.parse_args()
+
+    from sklearn.metrics import cohen_kappa_score
+
+    tokens = {}
+    with open(args.corpus / "maps.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            meta = json.loads(line)
+            tokens[meta["map_id"]] = int(meta["n_tokens"])
+    print("| kind | maps | n | Cohen's κ | accuracy |\n| --- | --- | --- | --- | --- |")
+    for kind in ("raw", "normed"):
+        path = args.runs / kind / "cv_predictions.csv"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: run `uv run python -m attnpatterns.patterns.rebuild_defaults` first.")
+        with open(path, encoding="utf-8") as handle:
+            rows = [r for r in csv.DictReader(handle) if r["name"] in tokens]
+        groups = {
+            "built-in texts": [r for r in rows if "-r6-" not in r["name"]],
+            "round-6 texts": [r for r in rows if "-r6-" in r["name"]],
+            f"round-6, ≤ {LONG} tokens": [r for r in rows if "-r6-" in r["name"] and tokens[r["name"]] <= LONG],
+            f"round-6, > {LONG} tokens": [r for r in rows if "-r6-" in r["name"] and tokens[r["name"]] > LONG],
+        }
+        for name, group in groups.items():
+            if not group:
+                continue
+            truth, pred = [r["label"] for r in group], [r["predicted"] for r in group]
+            accuracy = sum(t == p for t, p in zip(truth, pred)) / len(group)
+            print(f"| {kind} | {name} | {len(group)} | {cohen_kappa_score(truth, pred):.3f} | {accuracy:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
