@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -150,34 +149,6 @@ def read_examples_file(path: Path) -> list[dict]:
     return out
 
 
-_SAFETENSORS_DTYPES = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32"}
-
-
-def serialize_shard(tensors: dict[str, np.ndarray]) -> bytes | None:
-    """The bytes ``safetensors.numpy.save(tensors)`` returns, built with one copy of the data instead of two.
-
-    The safetensors format: an 8-byte little-endian header length, the header (compact JSON: per tensor its
-    dtype, shape and data offsets, tensors ordered by dtype then name, no metadata) padded with spaces to a multiple
-    of 8 bytes, then the tensors' bytes in that order. Only for C-contiguous arrays of one dtype (float16 or
-    float32), which is what :class:`ShardWriter` holds; anything else returns None (use the library).
-    """
-    dtypes = {arr.dtype for arr in tensors.values()}
-    if sys.byteorder != "little" or not tensors or len(dtypes) != 1 or dtypes.pop() not in _SAFETENSORS_DTYPES:
-        return None
-    if not all(arr.flags.c_contiguous for arr in tensors.values()):
-        return None
-    names = sorted(tensors)
-    header, offset = {}, 0
-    for name in names:
-        arr = tensors[name]
-        header[name] = {"dtype": _SAFETENSORS_DTYPES[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + arr.nbytes]}
-        offset += arr.nbytes
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return b"".join([len(text).to_bytes(8, "little"), text, *(tensors[n] for n in names)])
-
-
 class ShardWriter:
     """Buffers finished examples and writes them as one safetensors shard plus index lines per flush.
 
@@ -269,7 +240,7 @@ class ShardWriter:
         # Serialized in memory so that the checksum is that of exactly the bytes written (the shard's tensors and
         # its bytes are both held for a moment); the index lines that carry it are appended only once the shard
         # is durably in place.
-        data = serialize_shard(tensors) or self._serialize(tensors)
+        data = self._serialize(tensors)
         tensors.clear()  # the writer's own dict: free the arrays while the bytes are written
         atomic_write_bytes(self.root / MAPS_DIR / name, data)
         shard = {"shard": name, "shard_sha256": hashlib.sha256(data).hexdigest(), "shard_bytes": len(data)}

@@ -133,22 +133,3 @@ def test_truncation_flags_match_the_untruncated_lengths(tiny, pairs):
     assert truncated == [n > max_length for n in full]
     assert any(truncated) and not all(truncated) and max_length in full
     assert enc["input_ids"].shape[1] == max_length
-
-
-@pytest.mark.parametrize("dtype", [np.float16, np.float32])
-def test_shards_are_the_bytes_safetensors_writes(dtype):
-    from safetensors.numpy import save
-
-    rng = np.random.default_rng(0)
-    tensors = {}
-    for row in range(12):  # rows 10 and 11 sort before 2: names order as strings
-        for kind in ("raw", "normed", "alti"):
-            for layer in range(3):
-                t = int(rng.integers(1, 9))
-                heads = 1 if kind == "alti" else int(rng.integers(0, 4))
-                tensors[f"{row}/{kind}/{layer}"] = rng.random((heads, t, t)).astype(dtype)
-    for n in (1, 7, len(tensors)):  # header lengths with every padding
-        part = dict(list(tensors.items())[:n])
-        assert store.serialize_shard(part) == save(part)
-    assert store.serialize_shard({"a": np.zeros(3, np.float16), "b": np.zeros(3, np.float32)}) is None
-    assert store.serialize_shard({"a": np.zeros((3, 3), np.float16).T[:, :2]}) is None
