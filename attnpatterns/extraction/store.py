@@ -228,7 +228,8 @@ class ShardWriter:
         try:
             self.wait()
         except BaseException as err:  # the exception already on its way matters more; keep this one beside it
-            exc.add_note(f"the shard writer had also failed: {err!r}")
+            if hasattr(exc, "add_note"):  # Python >= 3.11; on 3.10 the caller's exception goes on alone
+                exc.add_note(f"the shard writer had also failed: {err!r}")
 
     def _run(self, name: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
         try:

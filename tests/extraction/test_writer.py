@@ -133,3 +133,20 @@ def test_truncation_flags_match_the_untruncated_lengths(tiny, pairs):
     assert truncated == [n > max_length for n in full]
     assert any(truncated) and not all(truncated) and max_length in full
     assert enc["input_ids"].shape[1] == max_length
+
+
+def test_shard_writer_keeps_the_callers_error_when_the_writer_fails_too(tmp_path, monkeypatch):
+    """Both fail: the caller's exception propagates (not the writer's), with the writer's named beside it where
+    Python supports exception notes."""
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "atomic_write_bytes", full_disk)
+    with pytest.raises(KeyError) as info, ShardWriter(tmp_path, "float16", 0, background=True) as writer:
+        writer.add({"example_id": "a"}, _maps(1))
+        writer.flush()
+        raise KeyError("the caller's own error")
+    if hasattr(info.value, "add_note"):
+        assert any("No space left on device" in note for note in info.value.__notes__)
+    assert not (tmp_path / EXAMPLES_FILE).exists()
