@@ -21,6 +21,29 @@ from pathlib import Path
 LONG = 64  #: the longest map of the corpus before round 6
 
 
+def token_counts(corpus: Path) -> dict[str, int]:
+    """Map id -> token count, from the corpus's ``maps.jsonl``."""
+    counts = {}
+    with open(corpus / "maps.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            meta = json.loads(line)
+            counts[meta["map_id"]] = int(meta["n_tokens"])
+    return counts
+
+
+def length_groups(names: list[str], tokens: dict[str, int]) -> dict[str, list[int]]:
+    """Positions of the maps of the built-in texts, of the round-6 texts, and of the round-6 maps up to and over
+    :data:`LONG` tokens (empty groups left out)."""
+    r6 = ["-r6-" in n for n in names]
+    groups = {
+        "built-in texts": [i for i, n in enumerate(names) if not r6[i]],
+        "round-6 texts": [i for i, n in enumerate(names) if r6[i]],
+        f"round-6, ≤ {LONG} tokens": [i for i, n in enumerate(names) if r6[i] and tokens[n] <= LONG],
+        f"round-6, > {LONG} tokens": [i for i, n in enumerate(names) if r6[i] and tokens[n] > LONG],
+    }
+    return {name: idx for name, idx in groups.items() if idx}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/classifier-defaults"),
@@ -30,11 +53,7 @@ def main() -> None:
 
     from sklearn.metrics import cohen_kappa_score
 
-    tokens = {}
-    with open(args.corpus / "maps.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            meta = json.loads(line)
-            tokens[meta["map_id"]] = int(meta["n_tokens"])
+    tokens = token_counts(args.corpus)
     print("| kind | maps | n | Cohen's κ | accuracy |\n| --- | --- | --- | --- | --- |")
     for kind in ("raw", "normed"):
         path = args.runs / kind / "cv_predictions.csv"
@@ -42,18 +61,10 @@ def main() -> None:
             raise SystemExit(f"{path} is missing: run `uv run python -m attnpatterns.patterns.rebuild_defaults` first.")
         with open(path, encoding="utf-8") as handle:
             rows = [r for r in csv.DictReader(handle) if r["name"] in tokens]
-        groups = {
-            "built-in texts": [r for r in rows if "-r6-" not in r["name"]],
-            "round-6 texts": [r for r in rows if "-r6-" in r["name"]],
-            f"round-6, ≤ {LONG} tokens": [r for r in rows if "-r6-" in r["name"] and tokens[r["name"]] <= LONG],
-            f"round-6, > {LONG} tokens": [r for r in rows if "-r6-" in r["name"] and tokens[r["name"]] > LONG],
-        }
-        for name, group in groups.items():
-            if not group:
-                continue
-            truth, pred = [r["label"] for r in group], [r["predicted"] for r in group]
-            accuracy = sum(t == p for t, p in zip(truth, pred)) / len(group)
-            print(f"| {kind} | {name} | {len(group)} | {cohen_kappa_score(truth, pred):.3f} | {accuracy:.3f} |")
+        for name, idx in length_groups([r["name"] for r in rows], tokens).items():
+            truth, pred = [rows[i]["label"] for i in idx], [rows[i]["predicted"] for i in idx]
+            accuracy = sum(t == p for t, p in zip(truth, pred)) / len(idx)
+            print(f"| {kind} | {name} | {len(idx)} | {cohen_kappa_score(truth, pred):.3f} | {accuracy:.3f} |")
 
 
 if __name__ == "__main__":

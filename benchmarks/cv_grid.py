@@ -16,11 +16,12 @@ Choose a grid by the mean over several splits: one split moves macro-F1 by about
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
-LONG = 64  #: the longest map of the corpus before round 6
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cv_by_length import length_groups, token_counts  # noqa: E402
 
 
 def main() -> None:
@@ -43,14 +44,8 @@ def main() -> None:
     start = time.perf_counter()
     data = load_labeled(args.corpus, "auto", args.kind, DEFAULT_LABEL_MAP)
     preprocess = PreprocessConfig(grid=args.grid)
-    tokens = {}
-    with open(args.corpus / "maps.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            meta = json.loads(line)
-            tokens[meta["map_id"]] = int(meta["n_tokens"])
-    names = list(data.names)
-    r6 = np.array(["-r6-" in n for n in names])
-    long = np.array([tokens[n] > LONG for n in names])
+    groups = length_groups(list(data.names), token_counts(args.corpus))
+    groups.pop("round-6 texts", None)  # the two length groups say more
     y = np.asarray(data.y)
     feats = preprocess_maps(data.arrays, preprocess, names=data.names)
     print(f"{args.kind} maps, grid {args.grid}, {len(y)} maps")
@@ -61,9 +56,8 @@ def main() -> None:
         pred = cv.probabilities.argmax(1)
         parts = [f"split {r + 1}: macro-F1 {f1_score(y, pred, average='macro'):.3f}",
                  f"κ {cohen_kappa_score(y, pred):.3f}"]
-        for name, mask in (("built-in", ~r6), (f"r6 ≤{LONG}", r6 & ~long), (f"r6 >{LONG}", r6 & long)):
-            if mask.any():
-                parts.append(f"{name} (n={int(mask.sum())}) κ {cohen_kappa_score(y[mask], pred[mask]):.3f}")
+        for name, idx in groups.items():
+            parts.append(f"{name} (n={len(idx)}) κ {cohen_kappa_score(y[idx], pred[idx]):.3f}")
         print("; ".join(parts), flush=True)
     print(f"{time.perf_counter() - start:.0f} s")
 
