@@ -9,6 +9,7 @@ a weakness on long maps shows without looking at the test set.
 
 Run:  uv run python -m attnpatterns.patterns.rebuild_defaults     # once, writes runs/classifier-defaults/KIND/
       uv run python benchmarks/cv_by_length.py [--runs runs/classifier-defaults]
+      uv run python benchmarks/cv_by_length.py --predictions runs/cv-grid/*.csv   # the files cv_grid.py writes
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from pathlib import Path
 
 LONG = 64  #: the longest map of the corpus before round 6
+SHORT = 15  #: maps of at most this many tokens (with [CLS]/[SEP]) form a group of their own
 
 
 def token_counts(corpus: Path) -> dict[str, int]:
@@ -32,14 +34,15 @@ def token_counts(corpus: Path) -> dict[str, int]:
 
 
 def length_groups(names: list[str], tokens: dict[str, int]) -> dict[str, list[int]]:
-    """Positions of the maps of the built-in texts, of the round-6 texts, and of the round-6 maps up to and over
-    :data:`LONG` tokens (empty groups left out)."""
+    """Positions of the maps of the built-in texts, of the round-6 texts, of the round-6 maps up to and over
+    :data:`LONG` tokens, and of all maps of at most :data:`SHORT` tokens (empty groups left out)."""
     r6 = ["-r6-" in n for n in names]
     groups = {
         "built-in texts": [i for i, n in enumerate(names) if not r6[i]],
         "round-6 texts": [i for i, n in enumerate(names) if r6[i]],
         f"round-6, ≤ {LONG} tokens": [i for i, n in enumerate(names) if r6[i] and tokens[n] <= LONG],
         f"round-6, > {LONG} tokens": [i for i, n in enumerate(names) if r6[i] and tokens[n] > LONG],
+        f"all, ≤ {SHORT} tokens": [i for i, n in enumerate(names) if tokens[n] <= SHORT],
     }
     return {name: idx for name, idx in groups.items() if idx}
 
@@ -49,16 +52,24 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/classifier-defaults"),
                         help="Folder with one training run per kind (KIND/cv_predictions.csv).")
     parser.add_argument("--corpus", type=Path, default=Path("annotations"), help="Corpus folder (maps.jsonl).")
+    parser.add_argument("--predictions", type=Path, nargs="+",
+                        help="Out-of-fold prediction files to read instead of RUNS/KIND/cv_predictions.csv "
+                             "(e.g. those cv_grid.py writes); each is reported under its file name.")
     args = parser.parse_args()
 
     from sklearn.metrics import cohen_kappa_score
 
     tokens = token_counts(args.corpus)
-    print("| kind | maps | n | Cohen's κ | accuracy |\n| --- | --- | --- | --- | --- |")
-    for kind in ("raw", "normed"):
-        path = args.runs / kind / "cv_predictions.csv"
+    if args.predictions:
+        sources = [(path.stem, path) for path in args.predictions]
+    else:
+        sources = [(kind, args.runs / kind / "cv_predictions.csv") for kind in ("raw", "normed")]
+    print("| predictions | maps | n | Cohen's κ | accuracy |\n| --- | --- | --- | --- | --- |")
+    for kind, path in sources:
         if not path.is_file():
-            raise SystemExit(f"{path} is missing: run `uv run python -m attnpatterns.patterns.rebuild_defaults` first.")
+            how = ("rerun cv_grid.py" if args.predictions
+                   else "run `uv run python -m attnpatterns.patterns.rebuild_defaults`")
+            raise SystemExit(f"{path} is missing: {how} first.")
         with open(path, encoding="utf-8") as handle:
             rows = [r for r in csv.DictReader(handle) if r["name"] in tokens]
         for name, idx in length_groups([r["name"] for r in rows], tokens).items():

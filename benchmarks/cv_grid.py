@@ -9,7 +9,9 @@ later splits also keep the augmentation seed at 0 and differ from these), then m
 the built-in texts and of the round-6 texts up to and over 64 tokens (as ``cv_by_length.py`` does for the shipped
 checkpoints). With ``--grid 32 --repeats 1`` it reproduces the first split of ``rebuild_defaults``' report.
 
-Run:  uv run python benchmarks/cv_grid.py --grid 64 [--kind raw] [--repeats 3]
+Run:  uv run python benchmarks/cv_grid.py --grid 64 [--kind raw] [--repeats 3] [--out runs/cv-grid]
+The out-of-fold predictions of every split go to ``--out`` (git-ignored ``runs/``), so that ``cv_by_length.py
+--predictions`` can break them down again.
 Choose a grid by the mean over several splits: one split moves macro-F1 by about 0.01.
 """
 
@@ -30,6 +32,9 @@ def main() -> None:
     parser.add_argument("--kind", default="raw", choices=("raw", "normed"))
     parser.add_argument("--repeats", type=int, default=1, help="Cross-validation runs with other fold splits.")
     parser.add_argument("--corpus", type=Path, default=Path("annotations"), help="Corpus folder.")
+    parser.add_argument("--out", type=Path, default=Path("runs/cv-grid"),
+                        help="Folder for the out-of-fold predictions of every split "
+                             "(KIND-gridG-splitR.csv, the columns of a training run's cv_predictions.csv).")
     args = parser.parse_args()
 
     import numpy as np
@@ -54,6 +59,8 @@ def main() -> None:
         augmented = augmented_views(data, preprocess, config.augment, config.seed)
         cv = cross_validate_features(feats, data, preprocess, ModelConfig(), config, "cpu", augmented)
         pred = cv.probabilities.argmax(1)
+        args.out.mkdir(parents=True, exist_ok=True)
+        cv.predictions_frame().to_csv(args.out / f"{args.kind}-grid{args.grid}-split{r + 1}.csv", index=False)
         parts = [f"split {r + 1}: macro-F1 {f1_score(y, pred, average='macro'):.3f}",
                  f"κ {cohen_kappa_score(y, pred):.3f}"]
         for name, idx in groups.items():
