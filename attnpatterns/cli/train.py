@@ -81,6 +81,11 @@ def train(
         typer.Option("--forest-weight", help="Share of the random forest over the feature vector in the final "
                      "probabilities; 0 = the CNN ensemble alone. The CV report scores both parts."),
     ] = 0.7,
+    grid: Annotated[
+        Optional[int],
+        typer.Option("--grid", min=8, help="Side of the grid every map is pooled to before the classifier sees it "
+                     "(default: PreprocessConfig's). A finer grid keeps one-token columns of long maps apart."),
+    ] = None,
     allow_empty_classes: Annotated[
         bool, typer.Option("--allow-empty-classes", help="Train even if some type has no labelled maps.")
     ] = False,
@@ -98,7 +103,7 @@ def train(
     from attnpatterns.annotation.labels import LabelError
     from attnpatterns.patterns.io import FORMATS, DataError
     from attnpatterns.patterns.model import ModelConfig
-    from attnpatterns.patterns.preprocess import MapError
+    from attnpatterns.patterns.preprocess import MapError, PreprocessConfig
     from attnpatterns.patterns.train import TrainConfig, train_run
     from attnpatterns.runfolder import RunExistsError
     from attnpatterns.runtime import resolve_device
@@ -116,6 +121,7 @@ def train(
             output, kind, data, format, label_map, group_pattern, config, ModelConfig(forest_weight=forest_weight),
             resolve_device(device), cross_validate=not skip_cv, overwrite=overwrite, install_default=install_default,
             log=(lambda message: None) if quiet else typer.echo,
+            preprocess=PreprocessConfig() if grid is None else PreprocessConfig(grid=grid),
         )
     except (RunExistsError, DataError, LabelError, MapError, ValueError) as err:
         raise fail(str(err))

@@ -469,6 +469,7 @@ def train_run(
     overwrite: bool = False,
     install_default: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    preprocess: PreprocessConfig = PreprocessConfig(),
 ) -> tuple[TrainingResult, dict[str, Path]]:
     """What ``attnpatterns train`` does: a self-describing training run folder at ``output``.
 
@@ -477,7 +478,8 @@ def train_run(
     any format of :func:`attnpatterns.patterns.io.load_labeled`, with extra label names from ``label_map``), the
     classifier is cross-validated and fitted (:func:`train_classifier`) with every RNG seeded by ``config.seed``,
     and the checkpoint, reports and manifest are written; ``install_default`` also makes it the shipped default of
-    its kind (with its cross-validation report). ``log`` receives the data summary and the CV report.
+    its kind (with its cross-validation report). ``log`` receives the data summary and the CV report. ``preprocess``
+    (e.g. another pooling grid) is saved in the checkpoint, so the classifier applies it at inference too.
     Returns the result and the paths written.
     """
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, read_label_map_file
@@ -490,16 +492,18 @@ def train_run(
     ident = {
         "kind": kind, "data": None if data is None else str(Path(data).resolve()), "format": format,
         "label_map": None if label_map is None else str(label_map), "group_pattern": group_pattern,
-        "train": config.to_dict(), "model": model.to_dict(), "skip_cv": not cross_validate,
+        "train": config.to_dict(), "model": model.to_dict(), "preprocess": preprocess.to_dict(),
+        "skip_cv": not cross_validate,
     }
     folder = open_run_folder(output, TRAINING_RUN, fingerprint(ident), overwrite)
     seed_everything(config.seed)
     mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
     dataset = load_labeled(data, format, kind, mapping, group_pattern)
     log(f"{len(dataset)} {kind} maps from {dataset.source}: {dataset.class_counts()}")
-    result = train_classifier(dataset, kind, model=model, config=config, device=device, cross_validate=cross_validate)
+    result = train_classifier(dataset, kind, preprocess=preprocess, model=model, config=config, device=device,
+                              cross_validate=cross_validate)
     folder.start({"kind": kind, "seed": config.seed, "device": str(device), "train_config": config.to_dict(),
-                  "model_config": model.to_dict()})
+                  "model_config": model.to_dict(), "preprocess": preprocess.to_dict()})
     paths = result.save(output)
     summary = result.to_dict()
     folder.finish(data=result.data_summary, cv_macro_f1=summary["cv_macro_f1"],

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from attnpatterns.cli.app import app
 from attnpatterns.constants import MANIFEST_FILE
-from attnpatterns.patterns.checkpoint import REBUILD_COMMAND, save_checkpoint
+from attnpatterns.patterns.checkpoint import REBUILD_COMMAND, load_checkpoint, save_checkpoint
 from attnpatterns.patterns.classify import CLASSIFICATION_COLUMNS, CLASSIFICATIONS_FILE, HEAD_SUMMARY_FILE
+from attnpatterns.patterns.preprocess import PreprocessConfig
 from tests.patterns.conftest import save_npy_folder
 from tests.patterns.test_classify import tiny_run  # noqa: F401  (module-scoped fixture)
 
@@ -57,6 +59,24 @@ def test_train_then_evaluate_on_npy_tsv(tsv_folder, tmp_path, default_dir):
 
     again = invoke("train", "--kind", "normed", "--data", tsv_folder, "-o", out)
     assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_train_grid_is_saved_in_the_checkpoint_and_used_at_inference(tsv_folder, tmp_path):
+    out = tmp_path / "run16"
+    result = invoke("train", "--kind", "normed", "--data", tsv_folder, "--grid", "16", "--skip-cv", "--max-epochs",
+                    "2", "--group-pattern", r"(\d)$", "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    classifier = load_checkpoint(out / "checkpoint")
+    assert classifier.preprocess.grid == 16 and classifier.preprocess != PreprocessConfig()
+    maps = [np.load(path) for path in sorted(tsv_folder.glob("*.npy"))[:3]]
+    assert classifier.features(maps).images.shape[-2:] == (16, 16)
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert manifest["preprocess"]["grid"] == 16
+    # another grid is another run: the folder is not silently reused or overwritten
+    again = invoke("train", "--kind", "normed", "--data", tsv_folder, "--grid", "24", "--skip-cv", "-o", out)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    too_small = invoke("train", "--kind", "normed", "--data", tsv_folder, "--grid", "4", "-o", tmp_path / "r4")
+    assert too_small.exit_code != 0 and "--grid" in too_small.output
 
 
 def test_evaluate_refuses_the_wrong_kind(tsv_folder, raw_classifier, tmp_path):
