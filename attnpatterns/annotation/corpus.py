@@ -263,7 +263,8 @@ def _now() -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _lock(path: Path) -> FileLock:
+def corpus_lock(path: Path) -> FileLock:
+    """The lock a writer holds while it replaces the corpus file ``path`` (a ``.lock`` file beside it)."""
     return FileLock(str(path) + ".lock", timeout=120)
 
 
@@ -407,7 +408,7 @@ def add_maps(root: str | Path, records: Iterable[CorpusMap]) -> list[str]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     records = list(records)
-    with _lock(root / MAPS_FILE):
+    with corpus_lock(root / MAPS_FILE):
         index = read_map_index(root)
         known = {m["map_id"]: m for m in index}
         stored = {k: v.astype(np.float16) for k, v in read_arrays(root).items()}
@@ -472,7 +473,7 @@ def append_labels(root: str | Path, rows: Iterable[LabelRow | Mapping]) -> list[
     writer = csv.DictWriter(buf, fieldnames=list(LABEL_COLUMNS), lineterminator="\n")
     for row in prepared:
         writer.writerow(row.to_csv_dict())
-    with _lock(path):
+    with corpus_lock(path):
         old = path.read_bytes() if path.exists() else b""
         if not old:
             head = io.StringIO()

@@ -6,8 +6,11 @@ pass the TSV also has ``first_label`` and ``second_label`` columns (the two answ
 and second passes never show an earlier label. ``export.json`` records what was exported, for whom and how.
 
 With ``blind=True`` the ``map_id`` column holds opaque tokens (``b-`` and ten hex digits) instead of map ids, which
-name the model, layer, head and text and could sway an annotator; ``export.json`` keeps the token -> map id table
-and import translates the tokens back, so a blind TSV imports like any other (keep it next to its export.json).
+name the model, layer, head and text and could sway an annotator. The token -> map id table is kept in the corpus,
+in ``blind_keys.jsonl`` (one line per blind export, appended atomically under a lock), not in the folder that goes to
+the annotator, so nothing in that folder names a map; import translates the tokens back, so a blind TSV imports
+into the corpus it was exported from like any other. (Exports made before this kept the table in their
+``export.json``; import still reads it there.)
 
 Import validates every row before writing any (labels through :func:`~attnpatterns.annotation.corpus.parse_label`,
 so ``v``/``Vertical``/``vertical + diagonal`` all work), skips rows left empty, and appends the rest to
@@ -23,6 +26,7 @@ import hashlib
 import io
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +34,7 @@ from pathlib import Path
 from attnpatterns.annotation.corpus import (
     LabelRow,
     append_labels,
+    corpus_lock,
     parse_label,
     read_arrays,
     read_labels,
@@ -37,11 +42,15 @@ from attnpatterns.annotation.corpus import (
     require_corpus,
 )
 from attnpatterns.annotation.labels import read_label_text
+from attnpatterns.runfolder import atomic_write_bytes
 from attnpatterns.annotation.render import SheetCell, render_sheet
 from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
 
 TEMPLATE_FILE = "labels.tsv"
 EXPORT_MANIFEST_FILE = "export.json"
+#: The corpus file with every blind export's token -> map id table (one JSON object per line).
+BLIND_KEYS_FILE = "blind_keys.jsonl"
+BLIND_TOKEN = re.compile(r"b-[0-9a-f]{10}")
 TEMPLATE_COLUMNS = ("sheet_id", "cell", "map_id", "label")
 ADJUDICATION_COLUMNS = ("sheet_id", "cell", "map_id", "first_label", "second_label", "label")
 ORDERS = ("corpus", "random")
@@ -150,10 +159,14 @@ def export_sheets(
         writer = csv.DictWriter(f, fieldnames=list(columns), delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if blind:  # the key stays with the corpus: the folder may go to the annotator as it is
+        _save_blind_key(root, {"date": date, "batch": batch, "out_dir": str(out_dir),
+                               "blind_ids": {t: m for m, t in tokens.items()}})
     info = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "corpus": str(root), "pass": pass_,
-        "n_maps": len(map_ids), "n_sheets": len(sheets), **(info or {}),
-        "blind": blind, **({"blind_ids": {t: m for m, t in tokens.items()}} if blind else {}),
+        "date": date, "corpus": str(root), "pass": pass_, "n_maps": len(map_ids), "n_sheets": len(sheets),
+        **(info or {}), "blind": blind, **({"blind_key": f"{BLIND_KEYS_FILE} of the corpus, batch {batch}"}
+                                           if blind else {}),
     }
     (out_dir / EXPORT_MANIFEST_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return ExportResult(out_dir, sheets, template, list(map_ids), info)
@@ -171,15 +184,43 @@ class ImportResult:
                 "collapsed": self.collapsed}
 
 
-def _blind_ids(tsv: Path) -> dict[str, str]:
-    """The token -> map id table of a blind export (from the ``export.json`` next to the TSV), else {}."""
+def _save_blind_key(root: Path, record: dict) -> None:
+    """Append one blind export's token table to the corpus's :data:`BLIND_KEYS_FILE` (atomic, under a lock)."""
+    path = root / BLIND_KEYS_FILE
+    with corpus_lock(path):
+        old = path.read_bytes() if path.exists() else b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        atomic_write_bytes(path, old + (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def _blind_ids(tsv: Path, root: Path) -> dict[str, str]:
+    """The token -> map id table of every blind export of the corpus at ``root`` (its :data:`BLIND_KEYS_FILE`),
+    plus the table an older export kept in the ``export.json`` next to the TSV."""
+    table: dict[str, str] = {}
+    sources = []
+    keys = root / BLIND_KEYS_FILE
+    if keys.is_file():
+        for number, line in enumerate(keys.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    sources.append((f"{keys}:{number}", dict(json.loads(line)["blind_ids"])))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    raise ValueError(f"line {number} of {keys} is damaged; restore it from version control (it "
+                                     "holds the blind exports' keys)") from None
     manifest = tsv.parent / EXPORT_MANIFEST_FILE
-    if not manifest.is_file():
-        return {}
-    try:
-        return dict(json.loads(manifest.read_text(encoding="utf-8")).get("blind_ids") or {})
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        raise ValueError(f"{manifest} is damaged; re-export the sheets (a blind TSV needs it to find its maps)")
+    if manifest.is_file():
+        try:
+            sources.append((str(manifest), dict(json.loads(manifest.read_text(encoding="utf-8")).get("blind_ids")
+                                                or {})))
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            raise ValueError(f"{manifest} is damaged; re-export the sheets (a blind TSV needs it to find its maps)")
+    for where, ids in sources:
+        for token, map_id in ids.items():
+            if table.setdefault(token, map_id) != map_id:
+                raise ValueError(f"blind token {token} stands for two maps ({table[token]} and {map_id}, in "
+                                 f"{where}); re-export these sheets")
+    return table
 
 
 def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str, pass_: str = "first",
@@ -202,10 +243,17 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
         raise ValueError(f"{tsv} has no column(s) {', '.join(sorted(missing))}; expected the header "
                          f"{chr(9).join(TEMPLATE_COLUMNS)} (tab-separated)")
     lines = list(reader)
-    blind_ids = _blind_ids(tsv)
+    blind_ids = _blind_ids(tsv, root)
+    unknown_tokens = []
     for line in lines:  # a blind export's tokens back to map ids
         token = (line.get("map_id") or "").strip()
         line["map_id"] = blind_ids.get(token, token)
+        if BLIND_TOKEN.fullmatch(token) and token not in blind_ids:
+            unknown_tokens.append(token)
+    if unknown_tokens:
+        raise ValueError(
+            f"{len(unknown_tokens)} blind id(s) of {tsv} ({', '.join(unknown_tokens[:3])}, ...) are in no blind key "
+            f"of {root / BLIND_KEYS_FILE}; import into the corpus the sheets were exported from (--corpus)")
     known = {m["map_id"] for m in read_map_index(root)}
     rows = read_labels(root)
     first_by_me = {r.map_id for r in rows if r.pass_ != "second" and r.annotator == annotator.strip()}

@@ -169,7 +169,8 @@ def export_sheets_cmd(
     seed: SeedOpt = 0,
     blind: Annotated[
         bool, typer.Option("--blind", help="Opaque tokens instead of map ids (which name layer, head and text) in "
-                           "the TSV; import translates them back through export.json.")
+                           "the TSV; the key stays in the corpus (blind_keys.jsonl), so the folder names no map; import "
+                           "translates them back.")
     ] = False,
     corpus: CorpusOpt = None,
 ) -> None:

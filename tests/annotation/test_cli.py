@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import re
 import json
+import re
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -184,16 +185,51 @@ def test_blind_export_hides_map_ids_and_imports_to_the_right_maps(built, tmp_pat
     rows = _fill(out / "labels.tsv", ["b", "d", "h"])
     tokens = [row["map_id"] for row in rows]
     assert all(re.fullmatch(r"b-[0-9a-f]{10}", t) for t in tokens) and not set(tokens) & known
-    table = json.loads((out / "export.json").read_text())["blind_ids"]
+    # nothing in the folder that goes to the annotator names a map: the key stays in the corpus
+    for path in out.iterdir():
+        if path.suffix in (".json", ".tsv"):
+            assert not known & set(re.findall(r"[\w.+-]+", path.read_text())), path.name
+    keys = [json.loads(line) for line in (built / "blind_keys.jsonl").read_text().splitlines()]
+    assert len(keys) == 1 and set(keys[0]["blind_ids"]) == set(tokens)
+    table = keys[0]["blind_ids"]
     r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "carol", "--method", "blind sheets",
                "--corpus", built)
     assert r.exit_code == 0, r.output
     labels = effective_labels(built)
     assert [labels[table[t]] for t in tokens[:3]] == ["block", "diagonal", "heterogeneous"]
+    # a second blind export appends its own key; the first stays
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "--pass", "first", "--blind", "-o", tmp_path / "b2",
+               "--annotator", "dave", "--corpus", built)
+    assert r.exit_code == 0, r.output
+    lines = (built / "blind_keys.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0]) == keys[0]
     (out / "export.json").write_text("{broken")
     r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "carol", "--method", "again",
                "--corpus", built)
     assert r.exit_code != 0 and "re-export" in r.output
+    (out / "export.json").unlink()
+    other = tmp_path / "other-corpus"
+    shutil.copytree(built, other)
+    (other / "blind_keys.jsonl").unlink()
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "erin", "--method", "elsewhere",
+               "--corpus", other)
+    assert r.exit_code != 0 and "in no blind key" in r.output and "--corpus" in r.output
+
+
+def test_blind_exports_from_before_the_corpus_kept_keys_still_import(built, tmp_path):
+    out = tmp_path / "old-blind"
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "--unlabelled", "--blind", "-o", out, "--corpus", built)
+    assert r.exit_code == 0, r.output
+    rows = _fill(out / "labels.tsv", ["v"])
+    # what an older export looked like: the table in its export.json, none in the corpus
+    key = json.loads((built / "blind_keys.jsonl").read_text())["blind_ids"]
+    manifest = json.loads((out / "export.json").read_text())
+    (out / "export.json").write_text(json.dumps({**manifest, "blind_ids": key}))
+    (built / "blind_keys.jsonl").unlink()
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "carol", "--method", "old sheets",
+               "--corpus", built)
+    assert r.exit_code == 0, r.output
+    assert effective_labels(built)[key[rows[0]["map_id"]]] == "vertical"
 
 
 def test_import_keeps_a_per_row_note_column(built, tmp_path):
