@@ -74,18 +74,19 @@ def test_testset_texts_are_not_training_texts():
                 assert part is None or norm(part) not in builtin, f"{f.name}:{ex.example_id} is a training text"
 
 
-def test_round6_texts_are_not_testset_texts():
-    """The round-6 corpus texts (annotations/texts/) share no line, nor a side of a pair, with the test set's."""
+def test_corpus_texts_are_not_testset_texts():
+    """The corpus's own texts (annotations/texts/: rounds 6 and 7) share no line, nor a side of a pair, with the
+    test set's."""
     texts, ours = TESTSET_DIR / "texts", DEFAULT_CORPUS_DIR / "texts"
-    if not texts.is_dir() or not sorted(ours.glob("round6-*.txt")):
-        pytest.skip("no annotations/testset/texts/ or no annotations/texts/round6-*.txt")
+    if not texts.is_dir() or not sorted(ours.glob("*.txt")):
+        pytest.skip("no annotations/testset/texts/ or no annotations/texts/*.txt")
     norm = lambda s: " ".join(s.lower().split())  # noqa: E731
     held_out = set()
     for f in sorted(texts.glob("*.txt")):
         for ex in read_text_file(f):
             held_out |= {norm(part) for part in (ex.text_a, ex.text_b) if part is not None}
             held_out.add(norm(f"{ex.text_a}\t{ex.text_b}") if ex.text_b is not None else norm(ex.text_a))
-    for f in sorted(ours.glob("round6-*.txt")):
+    for f in sorted(ours.glob("*.txt")):
         for ex in read_text_file(f):
             for part in (ex.text_a, ex.text_b):
                 assert part is None or norm(part) not in held_out, f"{f.name}:{ex.example_id} is a test-set text"
