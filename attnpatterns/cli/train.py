@@ -9,6 +9,7 @@ from ``annotations/``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -83,8 +84,9 @@ def train(
     ] = 0.7,
     grid: Annotated[
         Optional[int],
-        typer.Option("--grid", min=8, help="Side of the grid every map is pooled to before the classifier sees it "
-                     "(default: PreprocessConfig's). A finer grid keeps one-token columns of long maps apart."),
+        typer.Option("--grid", min=8, help="Side of the grid every map is pooled to before the classifier sees "
+                     "it (default: the kind's, 64 raw and 32 normed; the kind's other settings are kept). A finer "
+                     "grid keeps one-token columns of long maps apart."),
     ] = None,
     allow_empty_classes: Annotated[
         bool, typer.Option("--allow-empty-classes", help="Train even if some type has no labelled maps.")
@@ -103,7 +105,7 @@ def train(
     from attnpatterns.annotation.labels import LabelError
     from attnpatterns.patterns.io import FORMATS, DataError
     from attnpatterns.patterns.model import ModelConfig
-    from attnpatterns.patterns.preprocess import MapError, PreprocessConfig
+    from attnpatterns.patterns.preprocess import MapError, default_preprocess
     from attnpatterns.patterns.train import TrainConfig, train_run
     from attnpatterns.runfolder import RunExistsError
     from attnpatterns.runtime import resolve_device
@@ -121,7 +123,7 @@ def train(
             output, kind, data, format, label_map, group_pattern, config, ModelConfig(forest_weight=forest_weight),
             resolve_device(device), cross_validate=not skip_cv, overwrite=overwrite, install_default=install_default,
             log=(lambda message: None) if quiet else typer.echo,
-            preprocess=PreprocessConfig() if grid is None else PreprocessConfig(grid=grid),
+            preprocess=None if grid is None else replace(default_preprocess(kind), grid=grid),
         )
     except (RunExistsError, DataError, LabelError, MapError, ValueError) as err:
         raise fail(str(err))

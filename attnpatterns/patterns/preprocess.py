@@ -17,8 +17,9 @@ of the map and not on its token count or padding:
    to head by orders of magnitude, so only magnitudes relative to the map's own maximum are kept. For raw maps
    (rows sum to one) it is the same kind of rescaling. The classifier is therefore invariant to multiplying a map
    by any positive constant.
-4. **Resize to a fixed grid** (``grid`` x ``grid``, default 32) by adaptive average pooling, i.e. area
-   averaging: a 512-token map is averaged down, a 12-token map is replicated up. After this step a map and a
+4. **Resize to a fixed grid** (``grid`` x ``grid``; :class:`PreprocessConfig` defaults to 32, and a new classifier
+   trains with its kind's grid in :data:`DEFAULT_PREPROCESS`) by adaptive average pooling, i.e. area averaging: a
+   512-token map is averaged down, a 12-token map is replicated up. After this step a map and a
    resized (interpolated) copy of it look almost the same, which is what makes the classifier robust to the
    crop/pad/resize treatment of its input.
 
@@ -42,10 +43,14 @@ From the grid, three image channels and a vector of scale-free profiles are comp
   ([CLS]) and on the last ([SEP]); the mean row entropy divided by ``log T``; the fraction of rows whose maximum
   lies on the diagonal band (|i - j| <= 1) and on the top column; the mass left outside the diagonal band and the
   top two columns; and a block score: over every split point, the largest excess of that remainder inside the two
-  diagonal blocks over what a uniform map would keep there.
+  diagonal blocks over what a uniform map would keep there;
+- vector, :data:`N_COVERAGE_STATISTICS` coverage statistics (:func:`coverage_statistics`): how many rows a column or
+  the diagonal lights at each colour level of the guideline;
+- vector, optional (``size_statistic``): the token count on a log scale (:func:`size_statistic`), since what a
+  share means depends on the size of the map (half the mass on the diagonal band is near chance in an 8-token map).
 
-Except for the token-level statistics, which are shares and fractions of the map's own size, every feature is
-computed from the pooled grid, so none depends on the token count directly.
+Except for the token-level statistics, which are shares and fractions of the map's own size, and the optional size
+statistic, every feature is computed from the pooled grid, so none depends on the token count directly.
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ class PreprocessConfig:
     min_tokens: int = 2  #: smaller maps are refused
     token_statistics: bool = True  #: append :func:`token_statistics` to the vector
     coverage_statistics: bool = True  #: append :func:`coverage_statistics` (checkpoints before 0.2 lack them)
+    #: append the map's size, :func:`size_statistic` (off in :class:`PreprocessConfig`, on in a kind's default where
+    #: :data:`DEFAULT_PREPROCESS` says so)
+    size_statistic: bool = False
 
     def __post_init__(self) -> None:
         if self.grid < 8:
@@ -90,16 +98,31 @@ class PreprocessConfig:
     @property
     def n_vector(self) -> int:
         return ((2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
-                + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0))
+                + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0) + int(self.size_statistic))
 
     def to_dict(self) -> dict:
         return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
-        keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics")
+        keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics", "size_statistic")
         # a checkpoint saved before coverage statistics existed was trained without them
         return cls(**{"coverage_statistics": False, **{k: data[k] for k in keys if k in data}})
+
+
+#: The preprocessing of each kind's classifier when none is chosen (``attnpatterns train``, ``rebuild_defaults``);
+#: a trained classifier keeps its own in its checkpoint. Chosen by grouped 5-fold cross-validation on the annotated
+#: corpus over three fold splits, the held-out test set unread (``benchmarks/cv_grid.py``; figures in
+#: ``benchmarks/RESULTS.md``, "Pattern classifier: pooling grid, long and short maps"): raw maps pool to 64 x 64,
+#: better than 32 on each split (mean macro-F1 0.810 against 0.801); normed maps stay at 32, where 64 was better on
+#: two splits and worse on one (0.788 against 0.781) and worse on maps of at most 15 tokens.
+DEFAULT_PREPROCESS = {"raw": PreprocessConfig(grid=64), "normed": PreprocessConfig(grid=32)}
+
+
+def default_preprocess(kind: str | None) -> PreprocessConfig:
+    """The preprocessing a new classifier of ``kind`` trains with unless told otherwise (:data:`DEFAULT_PREPROCESS`;
+    any other kind gets :class:`PreprocessConfig`'s defaults)."""
+    return DEFAULT_PREPROCESS.get(kind, PreprocessConfig())
 
 
 @dataclass
@@ -277,6 +300,23 @@ def coverage_statistics(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, dim=1).clamp(0, 1)  # (B, N_COVERAGE_STATISTICS)
 
 
+#: Token count that :func:`size_statistic` maps to 1 (BERT's longest input).
+SIZE_SCALE = 512
+
+
+def size_statistic(x: torch.Tensor) -> torch.Tensor:
+    """The token count T of maps ``x`` (B, T, T) on a log scale, ``min(1, log T / log 512)`` (B, 1).
+
+    Every other statistic is a share or a fraction of the map's own size, but what a share means depends on that
+    size: a uniform map puts about 3 / T of its mass on the diagonal band and at least 1 / T on its top column, so
+    half the mass on the band is barely above chance in an 8-token map and striking in a 64-token one. An annotator
+    sees the size; with this value the classifier can too. It is the same for every map of a batch.
+    """
+    t = x.shape[-1]
+    value = min(1.0, math.log(t) / math.log(SIZE_SCALE))
+    return torch.full((x.shape[0], 1), value, dtype=x.dtype, device=x.device)
+
+
 def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) -> Features:
     """Step 4 and the feature channels for a batch of prepared maps of one size, ``maps`` (B, T, T).
 
@@ -308,6 +348,8 @@ def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) 
         parts.append(token_statistics(x))  # (B, N_TOKEN_STATISTICS)
     if config.coverage_statistics:
         parts.append(coverage_statistics(x))  # (B, N_COVERAGE_STATISTICS)
+    if config.size_statistic:
+        parts.append(size_statistic(x))  # (B, 1)
     vectors = torch.cat(parts, dim=1)  # (B, n_vector)
     return Features(images.contiguous(), vectors.contiguous())
 

@@ -4,7 +4,8 @@ Run ``uv run python -m attnpatterns.patterns.rebuild_defaults [--device cuda] [-
 root (``--kind``, repeatable: only those kinds; default all). For each kind it does what ``attnpatterns train --kind
 KIND --install-default --allow-empty-classes --cv-repeats 3 -o runs/classifier-defaults/KIND --overwrite`` does
 (:func:`attnpatterns.patterns.train.train_run`: grouped 5-fold cross-validation, run three times with other fold
-splits, then the final fit with the default settings and seed 0) and installs the checkpoint, with its
+splits, then the final fit with the default settings and seed 0; each kind's preprocessing is its entry in
+:data:`attnpatterns.patterns.preprocess.DEFAULT_PREPROCESS`) and installs the checkpoint, with its
 cross-validation report, into ``attnpatterns/patterns/checkpoints/KIND/``. On the project's corpus one 5-fold split
 moves the raw macro-F1 by about 0.01 from one seed to the next, so the report gives the three runs and their mean.
 ``allow_empty_classes`` is there so that a corpus of a model that does not produce every type still trains (the

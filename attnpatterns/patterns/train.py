@@ -43,7 +43,13 @@ from attnpatterns.patterns.evaluate import EvaluationReport
 from attnpatterns.patterns.forest import TreeForest
 from attnpatterns.patterns.io import DataError, LabeledSet
 from attnpatterns.patterns.model import ModelConfig
-from attnpatterns.patterns.preprocess import Features, PreprocessConfig, prepare_map, preprocess_maps
+from attnpatterns.patterns.preprocess import (
+    Features,
+    PreprocessConfig,
+    default_preprocess,
+    prepare_map,
+    preprocess_maps,
+)
 from attnpatterns.patterns.robustness import agreement_masks, random_resize, summarise_agreement
 
 #: Run type in the manifest of an `attnpatterns train` folder.
@@ -412,7 +418,7 @@ class TrainingResult:
 def train_classifier(
     data: LabeledSet,
     kind: str | None = None,
-    preprocess: PreprocessConfig = PreprocessConfig(),
+    preprocess: PreprocessConfig | None = None,
     model: ModelConfig = ModelConfig(),
     config: TrainConfig = TrainConfig(),
     device: torch.device | str = "cpu",
@@ -420,7 +426,8 @@ def train_classifier(
 ) -> TrainingResult:
     """Cross-validate (unless ``cross_validate=False``), then fit the final classifier on all of ``data``.
 
-    ``kind`` defaults to ``data.kind``; one of them must be set, and they must agree.
+    ``kind`` defaults to ``data.kind``; one of them must be set, and they must agree. ``preprocess`` defaults to
+    :func:`~attnpatterns.patterns.preprocess.default_preprocess` of the kind.
     """
     kind = kind or data.kind
     if kind is None:
@@ -428,6 +435,7 @@ def train_classifier(
     if data.kind is not None and data.kind != kind:
         raise DataError(f"the data holds {data.kind} maps but a {kind} classifier was asked for")
     data = LabeledSet(data.names, data.arrays, data.labels, data.groups, kind, data.source, data.meta)
+    preprocess = preprocess or default_preprocess(kind)
     check_trainable(data, config.n_folds if cross_validate else 2, config.allow_empty_classes)
     start = time.perf_counter()
     feats = preprocess_maps(data.arrays, preprocess, names=data.names)
@@ -469,7 +477,7 @@ def train_run(
     overwrite: bool = False,
     install_default: bool = False,
     log: Callable[[str], None] = lambda message: None,
-    preprocess: PreprocessConfig = PreprocessConfig(),
+    preprocess: PreprocessConfig | None = None,
 ) -> tuple[TrainingResult, dict[str, Path]]:
     """What ``attnpatterns train`` does: a self-describing training run folder at ``output``.
 
@@ -479,7 +487,8 @@ def train_run(
     classifier is cross-validated and fitted (:func:`train_classifier`) with every RNG seeded by ``config.seed``,
     and the checkpoint, reports and manifest are written; ``install_default`` also makes it the shipped default of
     its kind (with its cross-validation report). ``log`` receives the data summary and the CV report. ``preprocess``
-    (e.g. another pooling grid) is saved in the checkpoint, so the classifier applies it at inference too.
+    (default: :func:`~attnpatterns.patterns.preprocess.default_preprocess` of ``kind``; e.g. another pooling grid) is
+    saved in the checkpoint, so the classifier applies it at inference too.
     Returns the result and the paths written.
     """
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, read_label_map_file
@@ -489,6 +498,7 @@ def train_run(
     from attnpatterns.runtime import seed_everything
 
     output = Path(output)
+    preprocess = preprocess or default_preprocess(kind)
     ident = {
         "kind": kind, "data": None if data is None else str(Path(data).resolve()), "format": format,
         "label_map": None if label_map is None else str(label_map), "group_pattern": group_pattern,

@@ -7,6 +7,7 @@ import pytest
 
 from attnpatterns.patterns import checkpoint as checkpoint_module
 from attnpatterns.patterns.model import ModelConfig
+from attnpatterns.patterns.preprocess import PreprocessConfig
 from attnpatterns.patterns.train import TrainConfig, train_classifier
 from tests.patterns.synthetic import synthetic_set
 
@@ -14,6 +15,8 @@ from tests.patterns.synthetic import synthetic_set
 FAST = TrainConfig(n_folds=3, max_epochs=25, patience=6, batch_size=16, lr=5e-3, augment=1)
 #: Two members, so that the ensemble code runs, at two thirds of the default cost.
 SMALL = ModelConfig(members=2)
+#: A 32 x 32 grid whatever the kind's default (raw: 64), so that the shared classifiers stay quick to train.
+GRID32 = PreprocessConfig(grid=32)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +31,7 @@ def normed_set():
 
 @pytest.fixture(scope="session")
 def raw_result(raw_set):
-    return train_classifier(raw_set, model=SMALL, config=FAST)
+    return train_classifier(raw_set, preprocess=GRID32, model=SMALL, config=FAST)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +41,7 @@ def raw_classifier(raw_result):
 
 @pytest.fixture(scope="session")
 def normed_classifier(normed_set):
-    return train_classifier(normed_set, model=SMALL, config=FAST, cross_validate=False).classifier
+    return train_classifier(normed_set, preprocess=GRID32, model=SMALL, config=FAST, cross_validate=False).classifier
 
 
 @pytest.fixture

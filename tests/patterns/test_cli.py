@@ -13,7 +13,7 @@ from attnpatterns.cli.app import app
 from attnpatterns.constants import MANIFEST_FILE
 from attnpatterns.patterns.checkpoint import REBUILD_COMMAND, load_checkpoint, save_checkpoint
 from attnpatterns.patterns.classify import CLASSIFICATION_COLUMNS, CLASSIFICATIONS_FILE, HEAD_SUMMARY_FILE
-from attnpatterns.patterns.preprocess import PreprocessConfig
+from attnpatterns.patterns.preprocess import DEFAULT_PREPROCESS, PreprocessConfig
 from tests.patterns.conftest import save_npy_folder
 from tests.patterns.test_classify import tiny_run  # noqa: F401  (module-scoped fixture)
 
@@ -77,6 +77,9 @@ def test_train_grid_is_saved_in_the_checkpoint_and_used_at_inference(tsv_folder,
     assert again.exit_code != 0 and "--overwrite" in again.output
     too_small = invoke("train", "--kind", "normed", "--data", tsv_folder, "--grid", "4", "-o", tmp_path / "r4")
     assert too_small.exit_code != 0 and "--grid" in too_small.output
+    help_text = " ".join(invoke("train", "--help").output.replace("│", " ").split())
+    grids = {kind: config.grid for kind, config in DEFAULT_PREPROCESS.items()}
+    assert f"{grids['raw']} raw and {grids['normed']} normed" in help_text  # the help states them
 
 
 def test_evaluate_refuses_the_wrong_kind(tsv_folder, raw_classifier, tmp_path):

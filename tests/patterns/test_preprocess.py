@@ -177,3 +177,27 @@ def test_checkpoints_from_before_coverage_statistics_keep_their_vector_size():
     old = PreprocessConfig.from_dict(legacy)
     assert not old.coverage_statistics and old.n_vector == PreprocessConfig().n_vector - N_COVERAGE_STATISTICS
     assert PreprocessConfig.from_dict(PreprocessConfig().to_dict()).coverage_statistics
+
+
+def test_size_statistic_is_the_log_token_count_of_the_unpadded_map():
+    config = PreprocessConfig(size_statistic=True)
+    assert config.n_vector == PreprocessConfig().n_vector + 1
+    rng = np.random.default_rng(5)
+    sizes = (2, 7, 40, 512, 600)
+    arrays = [rng.random((t, t)) + 0.01 for t in sizes] + [np.pad(rng.random((7, 7)) + 0.01, (0, 9))]
+    got = preprocess_maps(arrays, config).vectors[:, -1].numpy()
+    # written out by hand: log T / log 512, capped at 1; the padded 7-token map counts 7 tokens
+    expected = [min(1.0, np.log(t) / np.log(512)) for t in sizes] + [np.log(7) / np.log(512)]
+    assert np.allclose(got, expected, atol=1e-6)
+    # the rest of the vector and the images are those of the configuration without it
+    plain = preprocess_maps(arrays, PreprocessConfig())
+    assert torch.equal(preprocess_maps(arrays, config).vectors[:, :-1], plain.vectors)
+    assert torch.equal(preprocess_maps(arrays, config).images, plain.images)
+
+
+def test_checkpoints_from_before_the_size_statistic_keep_their_vector_size():
+    legacy = PreprocessConfig().to_dict()
+    del legacy["size_statistic"]
+    assert not PreprocessConfig.from_dict(legacy).size_statistic
+    on = PreprocessConfig(size_statistic=True)
+    assert PreprocessConfig.from_dict(on.to_dict()) == on

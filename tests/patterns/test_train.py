@@ -9,7 +9,7 @@ import torch
 from attnpatterns.constants import PATTERN_TYPES
 from attnpatterns.patterns.io import DataError, LabeledSet
 from attnpatterns.patterns.model import ModelConfig, PatternCNN, PatternEnsemble, count_parameters
-from attnpatterns.patterns.preprocess import PreprocessConfig
+from attnpatterns.patterns.preprocess import DEFAULT_PREPROCESS, PreprocessConfig, default_preprocess
 from attnpatterns.patterns.train import (
     TrainConfig,
     _class_weights,
@@ -101,6 +101,21 @@ def test_kind_must_be_known_and_consistent(raw_set):
         train_classifier(unknown, config=FAST)
     with pytest.raises(DataError, match="raw maps but a normed"):
         train_classifier(raw_set, kind="normed", config=FAST)
+
+
+def test_each_kind_trains_with_its_default_grid(raw_set, normed_set):
+    from dataclasses import replace
+
+    quick = replace(FAST, max_epochs=1, min_epochs=0, augment=0)
+    for data in (raw_set, normed_set):
+        classifier = train_classifier(data, model=ModelConfig(members=1), config=quick, cross_validate=False).classifier
+        assert classifier.preprocess == default_preprocess(data.kind)
+        assert classifier.preprocess.grid == DEFAULT_PREPROCESS[data.kind].grid
+        assert classifier.features(data.arrays[:2]).images.shape[-1] == DEFAULT_PREPROCESS[data.kind].grid
+    chosen = train_classifier(raw_set, preprocess=PreprocessConfig(grid=16), model=ModelConfig(members=1),
+                              config=quick, cross_validate=False).classifier
+    assert chosen.preprocess.grid == 16
+    assert default_preprocess("layer-mean") == PreprocessConfig()  # a kind without an entry: the plain defaults
 
 
 def test_model_is_small():
