@@ -473,16 +473,22 @@ def append_labels(root: str | Path, rows: Iterable[LabelRow | Mapping]) -> list[
     writer = csv.DictWriter(buf, fieldnames=list(LABEL_COLUMNS), lineterminator="\n")
     for row in prepared:
         writer.writerow(row.to_csv_dict())
+    head = io.StringIO()
+    csv.DictWriter(head, fieldnames=list(LABEL_COLUMNS), lineterminator="\n").writeheader()
+    append_lines(path, buf.getvalue().encode("utf-8"), header=head.getvalue().encode("utf-8"))
+    return prepared
+
+
+def append_lines(path: Path, data: bytes, header: bytes = b"") -> None:
+    """Append ``data`` (whole lines) to the corpus file ``path`` under its lock, replacing the file atomically; a
+    new or empty file starts with ``header``, and a last line without its newline gets one first."""
     with corpus_lock(path):
         old = path.read_bytes() if path.exists() else b""
         if not old:
-            head = io.StringIO()
-            csv.DictWriter(head, fieldnames=list(LABEL_COLUMNS), lineterminator="\n").writeheader()
-            old = head.getvalue().encode("utf-8")
+            old = header
         elif not old.endswith(b"\n"):
             old += b"\n"
-        atomic_write_bytes(path, old + buf.getvalue().encode("utf-8"))
-    return prepared
+        atomic_write_bytes(path, old + data)
 
 
 class CorpusWriter:

@@ -34,7 +34,7 @@ from pathlib import Path
 from attnpatterns.annotation.corpus import (
     LabelRow,
     append_labels,
-    corpus_lock,
+    append_lines,
     parse_label,
     read_arrays,
     read_labels,
@@ -42,7 +42,6 @@ from attnpatterns.annotation.corpus import (
     require_corpus,
 )
 from attnpatterns.annotation.labels import read_label_text
-from attnpatterns.runfolder import atomic_write_bytes
 from attnpatterns.annotation.render import SheetCell, render_sheet
 from attnpatterns.annotation.selection import DEFAULT_SECOND_FRACTION, disagreements, pending_map_ids
 
@@ -186,12 +185,7 @@ class ImportResult:
 
 def _save_blind_key(root: Path, record: dict) -> None:
     """Append one blind export's token table to the corpus's :data:`BLIND_KEYS_FILE` (atomic, under a lock)."""
-    path = root / BLIND_KEYS_FILE
-    with corpus_lock(path):
-        old = path.read_bytes() if path.exists() else b""
-        if old and not old.endswith(b"\n"):
-            old += b"\n"
-        atomic_write_bytes(path, old + (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    append_lines(root / BLIND_KEYS_FILE, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _blind_ids(tsv: Path, root: Path) -> dict[str, str]:
