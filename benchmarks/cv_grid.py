@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--kind", default="raw", choices=("raw", "normed"))
     parser.add_argument("--size-statistic", action="store_true",
                         help="Append the map's size to the feature vector (PreprocessConfig.size_statistic).")
+    parser.add_argument("--forest-method", default=None, choices=("random-forest", "gradient-boosting"),
+                        help="The tree model mixed with the CNN (ModelConfig.forest_method; default: ModelConfig's).")
     parser.add_argument("--repeats", type=int, default=1, help="Cross-validation runs with other fold splits.")
     parser.add_argument("--corpus", type=Path, default=Path("annotations"), help="Corpus folder.")
     parser.add_argument("--out", type=Path, default=Path("runs/cv-grid"),
@@ -51,21 +53,25 @@ def main() -> None:
     start = time.perf_counter()
     data = load_labeled(args.corpus, "auto", args.kind, DEFAULT_LABEL_MAP)
     preprocess = PreprocessConfig(grid=args.grid, size_statistic=args.size_statistic)
-    tag = f"{args.kind}-grid{args.grid}" + ("-size" if args.size_statistic else "")
+    model = ModelConfig() if args.forest_method is None else ModelConfig(forest_method=args.forest_method)
+    tag = (f"{args.kind}-grid{args.grid}" + ("-size" if args.size_statistic else "")
+           + ("" if args.forest_method is None else f"-{args.forest_method}"))
     groups = length_groups(list(data.names), token_counts(args.corpus))
     groups.pop("round-6 texts", None)  # the two length groups say more
     y = np.asarray(data.y)
     feats = preprocess_maps(data.arrays, preprocess, names=data.names)
-    print(f"{args.kind} maps, grid {args.grid}{', size statistic' if args.size_statistic else ''}, {len(y)} maps")
+    print(f"{args.kind} maps, grid {args.grid}{', size statistic' if args.size_statistic else ''}, "
+          f"{model.forest_method}, {len(y)} maps")
     for r in range(args.repeats):
         config = TrainConfig(allow_empty_classes=True, cv_repeats=1, robustness=False, seed=REPEAT_SEED_STEP * r)
         augmented = augmented_views(data, preprocess, config.augment, config.seed)
-        cv = cross_validate_features(feats, data, preprocess, ModelConfig(), config, "cpu", augmented)
+        cv = cross_validate_features(feats, data, preprocess, model, config, "cpu", augmented)
         pred = cv.probabilities.argmax(1)
         args.out.mkdir(parents=True, exist_ok=True)
         cv.predictions_frame().to_csv(args.out / f"{tag}-split{r + 1}.csv", index=False)
         parts = [f"split {r + 1}: macro-F1 {f1_score(y, pred, average='macro'):.3f}",
-                 f"κ {cohen_kappa_score(y, pred):.3f}"]
+                 f"κ {cohen_kappa_score(y, pred):.3f}",
+                 "parts " + ", ".join(f"{k} {v:.3f}" for k, v in cv.report.extra.get("member_macro_f1", {}).items())]
         for name, idx in groups.items():
             parts.append(f"{name} (n={len(idx)}) κ {cohen_kappa_score(y[idx], pred[idx]):.3f}")
         print("; ".join(parts), flush=True)

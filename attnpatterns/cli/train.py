@@ -79,9 +79,15 @@ def train(
     skip_cv: Annotated[bool, typer.Option("--skip-cv", help="Fit the final model only, no cross-validation.")] = False,
     forest_weight: Annotated[
         float,
-        typer.Option("--forest-weight", help="Share of the random forest over the feature vector in the final "
+        typer.Option("--forest-weight", help="Share of the tree model over the feature vector in the final "
                      "probabilities; 0 = the CNN ensemble alone. The CV report scores both parts."),
     ] = 0.7,
+    forest_method: Annotated[
+        Optional[str],
+        typer.Option("--forest-method", help="The tree model over the feature vector that is mixed with the CNN: "
+                     "random-forest or gradient-boosting (default: "
+                     "gradient-boosting)."),
+    ] = None,
     grid: Annotated[
         Optional[int],
         typer.Option("--grid", min=8, help="Side of the grid every map is pooled to before the classifier sees "
@@ -119,8 +125,10 @@ def train(
             n_folds=folds, max_epochs=max_epochs, patience=patience, seed=seed,
             allow_empty_classes=allow_empty_classes, cv_repeats=cv_repeats,
         )
+        model = ModelConfig(forest_weight=forest_weight, **({} if forest_method is None else
+                                                            {"forest_method": forest_method}))
         result, paths = train_run(
-            output, kind, data, format, label_map, group_pattern, config, ModelConfig(forest_weight=forest_weight),
+            output, kind, data, format, label_map, group_pattern, config, model,
             resolve_device(device), cross_validate=not skip_cv, overwrite=overwrite, install_default=install_default,
             log=(lambda message: None) if quiet else typer.echo,
             preprocess=None if grid is None else replace(default_preprocess(kind), grid=grid),

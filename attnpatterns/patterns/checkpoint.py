@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from attnpatterns.constants import MAP_KINDS
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.forest import STATE_PREFIX as FOREST_PREFIX
-from attnpatterns.patterns.forest import TreeForest
+from attnpatterns.patterns.forest import trees_from_state_dict
 from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import PreprocessConfig
 from attnpatterns.runfolder import file_sha256
@@ -40,7 +40,9 @@ CONFIG_FILE = "classifier.json"
 #: Sub-folder of a training run that holds its final checkpoint.
 RUN_CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FORMAT = "attnpatterns-pattern-classifier"
-CHECKPOINT_FORMAT_VERSION = 2  # 2: a random forest may sit next to the network (forest.* tensors)
+#: 2: a random forest may sit next to the network (forest.* tensors); 3: the tree model may be gradient boosting
+#: (ModelConfig.forest_method), whose tensors an older attnpatterns would misread
+CHECKPOINT_FORMAT_VERSION = 3
 
 #: Where the shipped default checkpoints live, one sub-folder per kind.
 DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -166,7 +168,7 @@ def load_checkpoint(
     forest = None
     if model_config.forest_weight > 0:
         try:
-            forest = TreeForest.from_state_dict(forest_state)
+            forest = trees_from_state_dict(model_config.forest_method, forest_state)
         except ValueError as exc:
             raise CheckpointError(f"{weights}: {exc}; retrain the checkpoint") from exc
     try:

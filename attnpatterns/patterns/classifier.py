@@ -2,9 +2,9 @@
 
 :class:`PatternClassifier` bundles the network (:class:`~attnpatterns.patterns.model.PatternEnsemble`), the
 preprocessing it was trained with, the kind of map it is for ("raw" or "normed") and its training metadata, plus
-the random forest over the feature vector (:mod:`~attnpatterns.patterns.forest`) whose probabilities are mixed in
-with weight ``network.config.forest_weight``. It refuses maps of the other kind (:class:`KindMismatchError`); the
-network runs on the device it sits on, the forest on the CPU.
+the tree model over the feature vector (:mod:`~attnpatterns.patterns.forest`: gradient boosting or a random
+forest) whose probabilities are mixed in with weight ``network.config.forest_weight``. It refuses maps of the other
+kind (:class:`KindMismatchError`); the network runs on the device it sits on, the trees on the CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from attnpatterns.constants import MAP_KINDS, PATTERN_TYPES
-from attnpatterns.patterns.forest import TreeForest
+from attnpatterns.patterns.forest import BoostedTrees, TreeForest
 from attnpatterns.patterns.model import ModelConfig, PatternEnsemble
 from attnpatterns.patterns.preprocess import Features, PreprocessConfig, preprocess_maps
 
@@ -34,7 +34,7 @@ class PatternClassifier:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     label_names: tuple[str, ...] = PATTERN_TYPES
     metadata: dict = field(default_factory=dict)
-    forest: TreeForest | None = None  #: required when ``network.config.forest_weight > 0``
+    forest: TreeForest | BoostedTrees | None = None  #: required when ``network.config.forest_weight > 0``
 
     def __post_init__(self) -> None:
         if self.kind not in MAP_KINDS:

@@ -11,11 +11,16 @@ cross-validated macro-F1 over one network and steadier labels, for three times t
 defaults a network has about 20 thousand parameters and the ensemble about 61 thousand (the original classifier
 was a ~73k-parameter fully convolutional net).
 
-The shipped classifier mixes the ensemble's probabilities with those of a random forest over the same feature
-vector (``forest_weight``, default 0.7; :mod:`attnpatterns.patterns.forest`): on the project's corpus the forest
-alone scored higher than the CNN alone and the mix higher than either in grouped cross-validation (the CV report
+The shipped classifier mixes the ensemble's probabilities with those of a tree model over the same feature vector
+(``forest_weight``, default 0.7; :mod:`attnpatterns.patterns.forest`): on the project's corpus the trees alone
+scored higher than the CNN alone, and the mix at least as high as either, in grouped cross-validation (the CV report
 of every training run prints all three). ``forest_weight=0`` (``attnpatterns train --forest-weight 0``) gives the
-CNN ensemble alone.
+CNN ensemble alone. The tree model (``forest_method``) is gradient boosting by default, chosen by grouped 5-fold
+cross-validation on the corpus over three fold splits, the held-out test set unread (benchmarks/RESULTS.md, "Pattern
+classifier: gradient boosting"): normed, the mix with boosting scored macro-F1 0.792 / 0.791 / 0.791 and κ 0.816 /
+0.810 / 0.805 against 0.784 / 0.795 / 0.789 and 0.800 / 0.796 / 0.802 with the random forest
+(``benchmarks/cv_grid.py --kind normed --forest-method gradient-boosting --repeats 3``). A checkpoint saved before
+the choice existed keeps its random forest.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 from torch import nn
 
 from attnpatterns.constants import PATTERN_TYPES
+from attnpatterns.patterns.forest import FOREST_METHODS
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,18 @@ class ModelConfig:
     dropout: float = 0.2
     members: int = 3  #: networks in the ensemble (each trained on its own seed and validation split)
     n_classes: int = len(PATTERN_TYPES)
-    #: share of the random forest over the feature vector in the final probabilities (0 = the CNN ensemble alone;
+    #: share of the tree model over the feature vector in the final probabilities (0 = the CNN ensemble alone;
     #: see :mod:`attnpatterns.patterns.forest`)
     forest_weight: float = 0.7
     forest_trees: int = 200
     forest_min_leaf: int = 2
     forest_augmented: bool = False  #: also fit the forest on the resized training copies (``TrainConfig.augment``)
+    #: the tree model over the feature vector, one of :data:`~attnpatterns.patterns.forest.FOREST_METHODS`: a random
+    #: forest (``forest_trees``, ``forest_min_leaf``) or gradient boosting (``boost_iterations``,
+    #: ``boost_learning_rate``)
+    forest_method: str = "gradient-boosting"
+    boost_iterations: int = 300
+    boost_learning_rate: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -58,6 +70,10 @@ class ModelConfig:
             raise ValueError(f"forest_weight must be in [0, 1) (the CNN keeps a share), got {self.forest_weight}")
         if self.forest_trees < 1 or self.forest_min_leaf < 1:
             raise ValueError("forest_trees and forest_min_leaf must be positive")
+        if self.forest_method not in FOREST_METHODS:
+            raise ValueError(f"forest_method must be one of {', '.join(FOREST_METHODS)}, got {self.forest_method!r}")
+        if self.boost_iterations < 1 or not 0.0 < self.boost_learning_rate <= 1.0:
+            raise ValueError("boost_iterations must be positive and boost_learning_rate in (0, 1]")
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -67,9 +83,12 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
         fields = ("channels", "vector_hidden", "head_hidden", "dropout", "members", "n_classes", "forest_weight",
-                  "forest_trees", "forest_min_leaf", "forest_augmented")
-        # a checkpoint saved before the forest existed is the CNN ensemble alone
-        return cls(**{"forest_weight": 0.0, **{k: data[k] for k in fields if k in data}})
+                  "forest_trees", "forest_min_leaf", "forest_augmented", "forest_method", "boost_iterations",
+                  "boost_learning_rate")
+        # a checkpoint saved before the forest existed is the CNN ensemble alone, and one saved before the choice of
+        # tree model has a random forest
+        return cls(**{"forest_weight": 0.0, "forest_method": "random-forest",
+                      **{k: data[k] for k in fields if k in data}})
 
 
 def _conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:

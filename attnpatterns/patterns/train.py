@@ -40,7 +40,7 @@ from attnpatterns.constants import PATTERN_TYPES
 from attnpatterns.patterns.checkpoint import RUN_CHECKPOINT_DIR, save_checkpoint
 from attnpatterns.patterns.classifier import PatternClassifier
 from attnpatterns.patterns.evaluate import EvaluationReport
-from attnpatterns.patterns.forest import TreeForest
+from attnpatterns.patterns.forest import fit_trees
 from attnpatterns.patterns.io import DataError, LabeledSet
 from attnpatterns.patterns.model import ModelConfig
 from attnpatterns.patterns.preprocess import (
@@ -273,9 +273,7 @@ def fit_features(
     if model.forest_weight > 0:  # the forest needs no validation split: it sees every training map
         views = augmented if model.forest_augmented else ()
         vectors = torch.cat([feats.vectors, *(a.vectors for a in views)]).cpu().numpy()
-        classifier.forest = TreeForest.fit(
-            vectors, np.tile(y, 1 + len(views)), model.forest_trees, model.forest_min_leaf, seed, model.n_classes
-        )
+        classifier.forest = fit_trees(model.forest_method, vectors, np.tile(y, 1 + len(views)), model, seed)
     return classifier, histories
 
 

@@ -82,6 +82,19 @@ def test_train_grid_is_saved_in_the_checkpoint_and_used_at_inference(tsv_folder,
     assert f"{grids['raw']} raw and {grids['normed']} normed" in help_text  # the help states them
 
 
+def test_train_forest_method_is_saved_in_the_checkpoint(tsv_folder, tmp_path):
+    out = tmp_path / "boosted"
+    result = invoke("train", "--kind", "normed", "--data", tsv_folder, "--forest-method", "gradient-boosting",
+                    "--skip-cv", "--max-epochs", "2", "--group-pattern", r"(\d)$", "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    classifier = load_checkpoint(out / "checkpoint")
+    assert classifier.network.config.forest_method == "gradient-boosting"
+    assert type(classifier.forest).__name__ == "BoostedTrees"
+    bad = invoke("train", "--kind", "normed", "--data", tsv_folder, "--forest-method", "boosting", "-o",
+                 tmp_path / "bad")
+    assert bad.exit_code != 0 and "random-forest, gradient-boosting" in bad.output
+
+
 def test_evaluate_refuses_the_wrong_kind(tsv_folder, raw_classifier, tmp_path):
     ckpt = save_checkpoint(raw_classifier, tmp_path / "raw-ckpt")
     result = invoke("evaluate", ckpt, tsv_folder, "--kind", "normed")
