@@ -42,21 +42,23 @@ FOREST_METHODS = ("random-forest", "gradient-boosting")
 
 
 def _leaves(model, x_all: np.ndarray, batch_size: int):
-    """Yield ``(start, leaf)`` per batch: the node index (n, n_trees) every row reaches in every tree."""
+    """Yield ``(start, leaf)`` per batch: the node index (n, n_trees) every row reaches in every tree.
+
+    All (row, tree) pairs go down one level per step, and only the pairs not yet at a leaf are carried on, so a few
+    deep trees do not make every pair walk their depth."""
     # scikit-learn compares float32 features with float64 thresholds; do the same to get the same leaves
     x_all = np.asarray(x_all, dtype=np.float32).astype(np.float64)
+    n_trees = model.roots.shape[0]
     for start in range(0, x_all.shape[0], batch_size):
         x = x_all[start : start + batch_size]
-        node = np.broadcast_to(model.roots, (x.shape[0], model.roots.shape[0])).copy()  # (n, T)
-        rows = np.arange(x.shape[0])[:, None]
-        for _ in range(model.left.shape[0]):  # bounded by the deepest tree; every step goes one level down
-            left = model.left[node]
-            inner = left >= 0
-            if not inner.any():
-                break
-            go_left = x[rows, np.maximum(model.feature[node], 0)] <= model.threshold[node]
-            node = np.where(inner, np.where(go_left, left, model.right[node]), node)
-        yield start, node
+        node = np.tile(model.roots, x.shape[0])  # (n * T,): row r, tree t at r * T + t
+        active = np.flatnonzero(model.left[node] >= 0)
+        while active.size:  # ends: every step goes one level down a finite tree
+            here = node[active]
+            go_left = x[active // n_trees, model.feature[here]] <= model.threshold[here]
+            node[active] = np.where(go_left, model.left[here], model.right[here])
+            active = active[model.left[node[active]] >= 0]
+        yield start, node.reshape(x.shape[0], n_trees)
 
 
 @dataclass
