@@ -142,6 +142,38 @@ def test_augmented_views_are_resized_copies(raw_set):
     assert not torch.equal(views[0].images, views[1].images)
 
 
+def test_forest_augmented_fits_the_trees_on_the_resized_copies_too(raw_set):
+    """``forest_augmented`` decides whether the tree model also sees the resized views; checked against
+    scikit-learn's boosting fitted here on the rows it should have seen."""
+    from dataclasses import replace
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from attnpatterns.patterns.preprocess import preprocess_maps
+    from attnpatterns.patterns.train import fit_features
+
+    pre = PreprocessConfig()
+    feats = preprocess_maps(raw_set.arrays, pre, names=raw_set.names)
+    views = augmented_views(raw_set, pre, copies=1, seed=3)
+    y = np.asarray(raw_set.y)
+    config = replace(FAST, max_epochs=1, patience=1)
+    probs = {}
+    for augmented in (False, True):
+        model = ModelConfig(members=1, forest_method="gradient-boosting", boost_iterations=10,
+                            boost_learning_rate=0.2, forest_augmented=augmented)
+        classifier, _ = fit_features(feats, y, raw_set.groups, "raw", pre, model, config, seed=5, augmented=views)
+        rows = np.concatenate([feats.vectors.numpy(), views[0].vectors.numpy()]) if augmented else feats.vectors.numpy()
+        labels = np.tile(y, 2) if augmented else y
+        reference = HistGradientBoostingClassifier(max_iter=10, learning_rate=0.2, class_weight="balanced",
+                                                   early_stopping=False, random_state=5)
+        reference.fit(rows.astype(np.float32), labels)
+        expected = np.zeros((len(y), len(PATTERN_TYPES)))
+        expected[:, reference.classes_] = reference.predict_proba(feats.vectors.numpy().astype(np.float32))
+        probs[augmented] = classifier.forest.predict_proba(feats.vectors)
+        np.testing.assert_allclose(probs[augmented], expected, atol=1e-5)
+    assert not np.allclose(probs[False], probs[True])  # the copies changed the trees
+
+
 def test_repeated_cross_validation_reports_every_run(raw_set):
     from dataclasses import replace
 
