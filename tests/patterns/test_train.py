@@ -9,7 +9,7 @@ import torch
 from attnpatterns.constants import PATTERN_TYPES
 from attnpatterns.patterns.io import DataError, LabeledSet
 from attnpatterns.patterns.model import ModelConfig, PatternCNN, PatternEnsemble, count_parameters
-from attnpatterns.patterns.preprocess import DEFAULT_PREPROCESS, PreprocessConfig, default_preprocess
+from attnpatterns.patterns.preprocess import DEFAULT_PREPROCESS, PreprocessConfig, default_preprocess, preprocess_maps
 from attnpatterns.patterns.train import (
     TrainConfig,
     _class_weights,
@@ -18,6 +18,7 @@ from attnpatterns.patterns.train import (
     _grouped_splits,
     augmented_views,
     check_trainable,
+    fit_features,
     train_classifier,
 )
 from tests.patterns.conftest import FAST, SMALL
@@ -148,9 +149,6 @@ def test_forest_augmented_fits_the_trees_on_the_resized_copies_too(raw_set):
     from dataclasses import replace
 
     from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from attnpatterns.patterns.preprocess import preprocess_maps
-    from attnpatterns.patterns.train import fit_features
 
     pre = PreprocessConfig()
     feats = preprocess_maps(raw_set.arrays, pre, names=raw_set.names)
