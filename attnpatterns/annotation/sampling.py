@@ -15,6 +15,14 @@ With ``favour={("raw", "block"): 40}`` the first 40 raw maps of each run are the
 and the rest of the quota is spread as usual. This is for types a model rarely shows: annotators still label what
 they see (the score is not shown to them), and each favoured map's score is recorded in ``corpus_log.jsonl``.
 
+With ``uncertain={("normed", "heterogeneous"): 40}`` the first 40 normed maps of each run (after any favoured ones)
+are those a pattern classifier is least sure of among the maps whose two most probable types include
+``heterogeneous`` (``"any"``: all maps): margin sampling, the smallest gap between the two highest class
+probabilities first (Settles, "Active Learning Literature Survey", 2009, §3.1), again at most a sixth from one head.
+The classifier is the shipped default of the kind unless one is given. This chooses maps where more labels should
+help the classifier most; as with ``favour``, annotators never see the classifier's output, and each map's margin and
+two most probable types are recorded in ``corpus_log.jsonl``.
+
 :func:`import_npy_folder` brings in maps saved one per ``.npy`` file, with an optional ``<name>.json`` beside
 each giving tokens, segment_ids, model, text_id, layer, head and kind.
 """
@@ -45,6 +53,7 @@ from attnpatterns.constants import HEAD_KINDS, MAP_KINDS, PATTERN_TYPES
 CORPUS_LOG_FILE = "corpus_log.jsonl"
 BALANCES: tuple[str, ...] = ("none", "heuristic")
 POOL_FACTOR = 4  # pool size / quota for balance="heuristic"
+ANY_TYPE = "any"  # uncertain={(kind, "any"): n}: margin sampling over every map, whatever its top two types
 
 
 @dataclass
@@ -74,6 +83,7 @@ class RunSource:
 class Sample:
     maps: list[CorpusMap]
     selection: dict[str, dict] = field(default_factory=dict)  # map_id -> how it was picked (run, heuristic type)
+    classifiers: dict[str, dict] = field(default_factory=dict)  # kind -> the classifier behind ``uncertain`` picks
 
 
 def _spread(heads: list, examples: list, n: int, rng: random.Random, taken: set) -> list[tuple]:
@@ -106,12 +116,17 @@ def sample_run_maps(
     balance: str = "none",
     exclude: set[str] | frozenset = frozenset(),
     favour: Mapping[tuple[str, str], int] | None = None,
+    uncertain: Mapping[tuple[str, str], int] | None = None,
+    classifiers: Mapping[str, object] | None = None,
 ) -> Sample:
     """Pick ``per_kind`` maps of each kind from ``sources`` (split evenly between them) as corpus maps.
 
     Texts longer than ``max_tokens`` or shorter than ``min_tokens`` are left out (long maps are hard to judge on
     a sheet); map ids in ``exclude`` (already in the corpus) are never picked. ``favour`` maps (kind, type) to a
     number of top candidates per run taken first (see the module docstring); they count towards the quota.
+    ``uncertain`` maps (kind, type or ``"any"``) to a number of maps per run taken next, those ``classifiers[kind]``
+    (a :class:`~attnpatterns.patterns.PatternClassifier`; default: the shipped checkpoint of the kind) is least sure
+    of (margin sampling, see the module docstring); they count towards the quota too.
     """
     if balance not in BALANCES:
         raise ValueError(f"balance {balance!r} is not one of {', '.join(BALANCES)}")
@@ -120,6 +135,15 @@ def sample_run_maps(
         if f_kind not in MAP_KINDS or f_type not in CANDIDATE_TYPES or n < 0:
             raise ValueError(f"cannot favour {f_kind}:{f_type}={n}; use KIND:TYPE=N with KIND in "
                              f"{', '.join(MAP_KINDS)}, TYPE in {', '.join(CANDIDATE_TYPES)} and N >= 0")
+    uncertain = dict(uncertain or {})
+    for (u_kind, u_type), n in uncertain.items():
+        if u_kind not in MAP_KINDS or u_type not in (*PATTERN_TYPES, ANY_TYPE) or n < 0:
+            raise ValueError(f"cannot take uncertain maps {u_kind}:{u_type}={n}; use KIND:TYPE=N with KIND in "
+                             f"{', '.join(MAP_KINDS)}, TYPE in {', '.join(PATTERN_TYPES)} or {ANY_TYPE}, and N >= 0")
+    classifiers = dict(classifiers or {})
+    for kind, clf in classifiers.items():
+        if getattr(clf, "kind", kind) != kind:
+            raise ValueError(f"the classifier given for {kind} maps was trained on {clf.kind} maps")
     if not sources:
         raise ValueError("give at least one extraction run to sample from")
     kinds = tuple(kinds) if kinds else HEAD_KINDS
@@ -147,7 +171,20 @@ def sample_run_maps(
                     top = _top_candidates(src.run, examples, kind, f_type, min(n, quota - len(favoured)), taken)
                     taken |= {(ex.example_id, layer, head) for ex, layer, head, _, _ in top}
                     favoured += top
-            quota_left = quota - len(favoured)
+            unsure = []
+            for (u_kind, u_type), n in sorted(uncertain.items()):
+                n = min(n, quota - len(favoured) - len(unsure))
+                if u_kind == kind and n > 0:
+                    from attnpatterns.patterns.checkpoint import load_default_checkpoint  # torch: import late
+                    from attnpatterns.patterns.classify import checkpoint_info
+
+                    if kind not in classifiers:
+                        classifiers[kind] = load_default_checkpoint(kind)
+                    top = _least_certain(src.run, examples, kind, u_type, n, taken, classifiers[kind])
+                    sample.classifiers[kind] = checkpoint_info(classifiers[kind])
+                    taken |= {(ex.example_id, layer, head) for ex, layer, head, *_ in top}
+                    unsure += top
+            quota_left = quota - len(favoured) - len(unsure)
             pool_size = quota_left * (POOL_FACTOR if balance == "heuristic" else 1)
             triples = _spread(list(src.run.heads), examples, pool_size, rng, taken)
             run_root = str(getattr(src.run, "root", ""))
@@ -157,6 +194,11 @@ def sample_run_maps(
                 sample.maps.append(m)
                 sample.selection[m.map_id] = {"run": run_root, "heuristic_type": None,
                                               "favoured": f_type, "candidate_score": round(score, 4)}
+            for ex, layer, head, u_type, margin, top2 in unsure:
+                m = _corpus_map(src, ex, layer, head, kind)
+                sample.maps.append(m)
+                sample.selection[m.map_id] = {"run": run_root, "heuristic_type": None, "uncertain": u_type,
+                                              "margin": round(margin, 4), "top2": list(top2)}
             for ex, layer, head in triples:
                 m = _corpus_map(src, ex, layer, head, kind)
                 picked.append((m, heuristic_label(m.array, m.segment_ids) if balance == "heuristic" else None))
@@ -208,6 +250,42 @@ def _top_candidates(run, examples: list, kind: str, pattern: str, n: int, taken:
     return out
 
 
+def _least_certain(run, examples: list, kind: str, pattern: str, n: int, taken: set, classifier,
+                   batch_size: int = 512) -> list[tuple]:
+    """The ``n`` maps of ``run`` with the smallest margin ``p(1st) - p(2nd)`` under ``classifier`` among those whose
+    two most probable types include ``pattern`` (``"any"``: every map), at most ``ceil(n / 6)`` per head.
+
+    Returns (example, layer, head, pattern, margin, (1st type, 2nd type)) tuples. Equal margins keep the run's
+    order (examples, then heads), so the pick is deterministic.
+    """
+    if n <= 0:
+        return []
+    keys = [(ex, layer, head) for ex in examples for layer, head in run.heads
+            if (ex.example_id, layer, head) not in taken]
+    labels = classifier.label_names
+    scored = []
+    for start in range(0, len(keys), batch_size):
+        part = keys[start : start + batch_size]
+        probs = classifier.predict_proba([run.get_map(ex.example_id, layer, head, kind) for ex, layer, head in part],
+                                         kind=kind)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :2]
+        for (ex, layer, head), p, (first, second) in zip(part, probs, order):
+            top2 = (labels[first], labels[second])
+            if pattern == ANY_TYPE or pattern in top2:
+                scored.append((float(p[first] - p[second]), ex, layer, head, top2))
+    scored.sort(key=lambda s: s[0])  # stable: equal margins keep the run's order
+    cap = max(1, -(-n // 6))
+    per_head: dict[tuple[int, int], int] = defaultdict(int)
+    out = []
+    for margin, ex, layer, head, top2 in scored:
+        if per_head[(layer, head)] < cap:
+            per_head[(layer, head)] += 1
+            out.append((ex, layer, head, pattern, margin, top2))
+            if len(out) == n:
+                break
+    return out
+
+
 def _round_robin_by_type(picked: list[tuple[CorpusMap, str]], quota: int) -> list[tuple[CorpusMap, str]]:
     """Take ``quota`` maps cycling over heuristic types (each type in pool order) until the quota is met."""
     by_type: dict[str, list] = defaultdict(list)
@@ -233,6 +311,7 @@ def add_run_sample(
     root = Path(root)
     exclude = {m["map_id"] for m in read_map_index(root)}
     sample = sample_run_maps(sources, per_kind, seed=seed, exclude=exclude, **kwargs)
+    kwargs.pop("classifiers", None)  # logged as what they are (path, weights hash), below
     new = add_maps(root, sample.maps)
     log = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -245,6 +324,7 @@ def add_run_sample(
         "per_kind": per_kind,
         "seed": seed,
         **{k: _loggable(v) for k, v in kwargs.items()},
+        **({"uncertainty_classifiers": sample.classifiers} if sample.classifiers else {}),
         "added": [{"map_id": m, **sample.selection[m]} for m in new],
     }
     if new:

@@ -50,19 +50,23 @@ def _check_choice(value: Optional[str], choices, name: str) -> None:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
 
 
-def _parse_favour(values: list[str]) -> dict[tuple[str, str], int]:
+def _parse_favour(values: list[str], option: str = "--favour") -> dict[tuple[str, str], int]:
     """``KIND:TYPE=N`` strings as ``{(kind, type): n}``; the type may be spelled as in a label TSV (``b``, ``vd``,
-    ``Vertical + Diagonal``). Which kinds and types can be favoured is checked by the sampler."""
+    ``Vertical + Diagonal``), or ``any`` for ``--uncertain``. Which kinds and types are allowed is checked by the
+    sampler."""
     from attnpatterns.annotation.corpus import parse_label
+    from attnpatterns.annotation.sampling import ANY_TYPE
 
     out = {}
     for value in values:
         try:
             target, n = value.rsplit("=", 1)
             kind, pattern = target.split(":", 1)
-            out[(kind.strip(), parse_label(pattern))] = int(n)
+            pattern = ANY_TYPE if pattern.strip().lower() == ANY_TYPE else parse_label(pattern)
+            out[(kind.strip(), pattern)] = int(n)
         except ValueError:
-            raise typer.BadParameter(f"{value!r} is not KIND:TYPE=N (e.g. raw:block=40)", param_hint="--favour")
+            example = "raw:block=40" if option == "--favour" else "normed:heterogeneous=40"
+            raise typer.BadParameter(f"{value!r} is not KIND:TYPE=N (e.g. {example})", param_hint=option)
     return out
 
 
@@ -90,6 +94,17 @@ def build_corpus(
                      "with the highest candidate score for a rare TYPE (block, vertical+diagonal); the score is "
                      "logged, never shown to annotators."),
     ] = None,
+    uncertain: Annotated[
+        Optional[list[str]],
+        typer.Option("--uncertain", help="KIND:TYPE=N (repeat), e.g. normed:heterogeneous=40: per run, next take "
+                     "the N maps the classifier is least sure of (smallest gap between its two most probable types) "
+                     "among those with TYPE in their top two (any: all maps); logged, never shown to annotators."),
+    ] = None,
+    checkpoint: Annotated[
+        Optional[list[Path]],
+        typer.Option("--checkpoint", help="Classifier checkpoint for --uncertain (repeat, one per kind; its kind "
+                     "is read from it); default: the shipped checkpoint of each kind."),
+    ] = None,
     model_tag: Annotated[
         Optional[list[str]],
         typer.Option("--model-tag", help="Model tag per run (repeat, in run order) for ids; default from the run."),
@@ -108,6 +123,19 @@ def build_corpus(
 
     _check_choice(balance, BALANCES, "--balance")
     favoured = _parse_favour(favour or [])
+    unsure = _parse_favour(uncertain or [], "--uncertain")
+    classifiers = {}
+    for path in checkpoint or []:
+        from attnpatterns.patterns.checkpoint import CheckpointError, load_checkpoint
+
+        try:
+            clf = load_checkpoint(path)
+        except (CheckpointError, FileNotFoundError) as err:
+            raise fail(str(err))
+        if clf.kind in classifiers:
+            raise typer.BadParameter(f"two checkpoints for {clf.kind} maps; give at most one per kind",
+                                     param_hint="--checkpoint")
+        classifiers[clf.kind] = clf
     for k in kinds or []:
         _check_choice(k, MAP_KINDS, "--kind")
     for name, values in (("--model-tag", model_tag), ("--text-prefix", text_prefix)):
@@ -123,7 +151,8 @@ def build_corpus(
     root = _corpus(corpus)
     try:
         new = add_run_sample(root, sources, per_kind, seed=seed, kinds=kinds, max_tokens=max_tokens,
-                             balance=balance, favour=favoured, command=shlex.join(["attnpatterns", *sys.argv[1:]]))
+                             balance=balance, favour=favoured, uncertain=unsure, classifiers=classifiers,
+                             command=shlex.join(["attnpatterns", *sys.argv[1:]]))
     except ValueError as err:
         raise fail(str(err))
     typer.echo(f"added {len(new)} maps to {root} (log: {root / 'corpus_log.jsonl'})")

@@ -248,3 +248,26 @@ def test_import_keeps_a_per_row_note_column(built, tmp_path):
     notes = {row.map_id: row.note for row in read_labels(built)}
     assert notes[rows[0]["map_id"]] == "round 4; faint column, half the rows"
     assert notes[rows[1]["map_id"]] == "round 4"
+
+
+def test_build_corpus_uncertain_uses_the_given_checkpoint(tiny_runs, tmp_path):
+    import torch
+
+    from attnpatterns.patterns import PatternClassifier
+    from attnpatterns.patterns.checkpoint import save_checkpoint
+    from attnpatterns.patterns.model import ModelConfig
+
+    torch.manual_seed(0)  # an untrained CNN without trees: any probabilities will do for picking maps
+    save_checkpoint(PatternClassifier.new("raw", model=ModelConfig(forest_weight=0.0)), tmp_path / "ckpt")
+    corpus = tmp_path / "c"
+    r = invoke("annotate", "build-corpus", *tiny_runs, "-n", "8", "--kind", "raw", "--uncertain", "raw:ANY=2",
+               "--checkpoint", tmp_path / "ckpt", "--corpus", corpus)
+    assert r.exit_code == 0, r.output
+    log = json.loads((corpus / "corpus_log.jsonl").read_text().splitlines()[0])
+    assert log["uncertain"] == {"raw:any": 2} and sum(bool(a.get("uncertain")) for a in log["added"]) == 4
+    assert log["uncertainty_classifiers"]["raw"]["path"].endswith("ckpt")
+    r = invoke("annotate", "build-corpus", *tiny_runs, "--uncertain", "raw:stripes=2", "--corpus", corpus)
+    assert r.exit_code != 0 and "--uncertain" in r.output, r.output
+    r = invoke("annotate", "build-corpus", *tiny_runs, "--uncertain", "raw:any=2", "--checkpoint", tmp_path / "none",
+               "--corpus", corpus)
+    assert r.exit_code != 0 and "does not exist" in r.output, r.output

@@ -112,3 +112,52 @@ def test_favour_takes_top_candidates_first_and_logs_them(tiny_runs, tmp_path):
     assert sum(1 for a in log["added"] if a.get("favoured") == "block") == 4
     with pytest.raises(ValueError, match="cannot favour"):
         sample_run_maps(sources, per_kind=4, favour={("raw", "diagonal"): 2})
+
+
+def test_uncertain_takes_the_smallest_margins_of_the_classifier(tiny_runs, tmp_path):
+    """Margin sampling against a brute force written here: every map scored on its own, sorted by p1 - p2."""
+    import torch
+
+    from attnpatterns.patterns import PatternClassifier
+    from attnpatterns.constants import PATTERN_TYPES
+
+    torch.manual_seed(0)
+    clf = PatternClassifier.new("normed")  # untrained: spread-out probabilities are all this test needs
+    sources = _sources(tiny_runs)
+    sample = sample_run_maps(sources, per_kind=12, seed=0, kinds=["normed"],
+                             uncertain={("normed", "diagonal"): 3}, classifiers={"normed": clf})
+    assert len(sample.maps) == 12 and sample.classifiers["normed"]["kind"] == "normed"
+    for i, src in enumerate(sources):
+        run = open_run(tiny_runs[i])
+        picked = [m for m in sample.maps if m.text_id.startswith(src.text_prefix)
+                  and sample.selection[m.map_id].get("uncertain") == "diagonal"]
+        brute = []
+        for e in run.examples:
+            if not 4 <= len(e.tokens) <= 64:
+                continue
+            for layer, head in run.heads:
+                p = clf.predict_proba([run.get_map(e.example_id, layer, head, "normed")])[0]
+                first, second = sorted(range(len(p)), key=lambda j: -p[j])[:2]
+                if "diagonal" in (PATTERN_TYPES[first], PATTERN_TYPES[second]):
+                    brute.append((p[first] - p[second], e.example_id, layer, head))
+        brute.sort()
+        chosen, per_head = [], Counter()
+        for margin, ex_id, layer, head in brute:  # at most ceil(3 / 6) = 1 map per head
+            if per_head[(layer, head)] == 0:
+                per_head[(layer, head)] += 1
+                chosen.append((src.map_id(ex_id, layer, head, "normed"), margin))
+        chosen = chosen[:3]
+        assert [m.map_id for m in picked] == [c[0] for c in chosen]
+        for m, (_, margin) in zip(picked, chosen):
+            assert sample.selection[m.map_id]["margin"] == pytest.approx(margin, abs=1e-4)
+            assert "diagonal" in sample.selection[m.map_id]["top2"]
+    new = add_run_sample(tmp_path, sources, per_kind=12, seed=0, kinds=["normed"],
+                         uncertain={("normed", "any"): 2}, classifiers={"normed": clf})
+    log = json.loads((tmp_path / CORPUS_LOG_FILE).read_text().splitlines()[0])
+    assert log["uncertain"] == {"normed:any": 2} and len(new) == 12
+    assert sum(1 for a in log["added"] if a.get("uncertain") == "any") == 4  # 2 per run
+    assert log["uncertainty_classifiers"]["normed"]["kind"] == "normed"
+    with pytest.raises(ValueError, match="cannot take uncertain"):
+        sample_run_maps(sources, per_kind=4, uncertain={("normed", "stripes"): 2}, classifiers={"normed": clf})
+    with pytest.raises(ValueError, match="trained on normed"):
+        sample_run_maps(sources, per_kind=4, uncertain={("raw", "any"): 2}, classifiers={"raw": clf})
