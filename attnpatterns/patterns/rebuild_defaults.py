@@ -15,6 +15,8 @@ support of every type.
 Then it scores each new checkpoint on the held-out test set (``annotations/testset``, never used for training or
 model choice), as ``attnpatterns evaluate default annotations/testset --kind KIND -o
 attnpatterns/patterns/checkpoints/KIND/testset`` does: per-class F1, macro-F1, Cohen's κ and the confusion matrix.
+The report's title names the checkpoint relative to the repository root. ``--score-only`` skips the training and
+only rewrites the test-set reports of the shipped checkpoints.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ CV_REPEATS = 3
 TESTSET_DIR = "annotations/testset"
 
 
+def shown_path(path: str | None) -> str | None:
+    """``path`` relative to the working directory (the repository root) when it lies under it, so that a shipped
+    report does not record the folder of the machine that rebuilt it; other paths as given."""
+    from pathlib import Path
+
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP
     from attnpatterns.patterns.checkpoint import TESTSET_REPORT_DIR, default_checkpoint_path, load_default_checkpoint
@@ -41,17 +56,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--kind", action="append", choices=HEAD_KINDS,
                         help="rebuild only this kind (repeat for several; default: every kind)")
+    parser.add_argument("--score-only", action="store_true",
+                        help="do not retrain: score the shipped checkpoints on the test set again and rewrite their "
+                             "test-set reports (e.g. after the report format changed)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     for kind in args.kind or HEAD_KINDS:  # the classifiers are per-head; layer-level kinds borrow them
-        train_run(f"{RUNS_DIR}/{kind}", kind, config=TrainConfig(allow_empty_classes=True, cv_repeats=CV_REPEATS),
-                  device=device, overwrite=True, install_default=True, log=print)
+        if not args.score_only:
+            train_run(f"{RUNS_DIR}/{kind}", kind,
+                      config=TrainConfig(allow_empty_classes=True, cv_repeats=CV_REPEATS),
+                      device=device, overwrite=True, install_default=True, log=print)
         classifier = load_default_checkpoint(kind, device=device)
         folder = open_evaluation_folder(default_checkpoint_path(kind) / TESTSET_REPORT_DIR, classifier, TESTSET_DIR,
                                         kind=kind, overwrite=True)
         dataset = load_labeled(TESTSET_DIR, "auto", kind, DEFAULT_LABEL_MAP)
         report = evaluate_classifier(classifier, dataset)
-        report.title = f"{classifier.metadata.get('path')} on {dataset.source} ({kind} maps)"
+        report.title = f"{shown_path(classifier.metadata.get('path'))} on {dataset.source} ({kind} maps)"
         save_evaluation(report, folder, "default", TESTSET_DIR, kind)
         print(report.to_text())
         print(f"held-out test set: {folder.path}")

@@ -178,5 +178,18 @@ def test_rebuild_defaults_rebuilds_the_kinds_asked_for(monkeypatch, argv, expect
     monkeypatch.setattr(evaluate, "save_evaluation", lambda report, folder, name, root, kind: scored.append(kind))
     rebuild_defaults.main(argv)
     assert trained == expected and scored == expected
+    trained.clear(), scored.clear()
+    rebuild_defaults.main([*argv, "--score-only"])  # the reports again, no training
+    assert trained == [] and scored == expected
     with pytest.raises(SystemExit):
         rebuild_defaults.main(["--kind", "rollout"])  # layer-level kinds borrow the head classifiers
+
+
+def test_rebuild_report_titles_name_the_checkpoint_relative_to_the_repository(tmp_path, monkeypatch):
+    from attnpatterns.patterns.rebuild_defaults import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "attnpatterns" / "patterns" / "checkpoints" / "normed"
+    assert shown_path(str(inside)) == "attnpatterns/patterns/checkpoints/normed"
+    outside = tmp_path.parent / "elsewhere" / "ckpt"
+    assert shown_path(str(outside)) == str(outside) and shown_path(None) is None
