@@ -22,8 +22,10 @@ guideline tells annotators to ignore (section 3).
 :func:`rule_agreement` scores "visible in at least ``v`` of the content rows *and* lit in at least ``t``" against
 the labels of the ``vertical+diagonal`` and ``diagonal`` maps of a corpus, and :func:`stripe_agreement` scores
 "indigo blue or brighter in at least ``f``" against the ``vertical`` and ``block`` maps of sentence pairs;
-``attnpatterns annotate columns`` prints both. The numbers describe the labels; they never replace looking at the
-map, and the classifier does not use them.
+:func:`lone_column_agreement` scores "one column is visible in at least ``v`` and the brightest cell of its row in at
+least ``d``" against the ``vertical`` and ``heterogeneous`` maps (:func:`dominant_column`: any token, not only the
+special ones); ``attnpatterns annotate columns`` prints all three. The numbers describe the labels; they never
+replace looking at the map, and the classifier does not use them.
 """
 
 from __future__ import annotations
@@ -157,6 +159,52 @@ def stripe_agreement(maps: Iterable, grid: Sequence[float] = (0.5, 0.6, 2 / 3)) 
     return [_score(np.array([c.share(STRIPE_LEVEL) >= f for c in strongest]), y, (float(f),)) for f in grid]
 
 
+@dataclass(frozen=True)
+class DominantColumn:
+    """The column (any token) that is the brightest cell of the most content rows of one map."""
+
+    index: int  #: column (token position)
+    token: str
+    dominant: float  #: share of content rows in which this column holds the row's brightest cell (ties count)
+    visible: float  #: share of content rows in which it reaches the visible level (0.1 of the map maximum)
+    n_rows: int
+
+
+def dominant_column(array: np.ndarray, tokens: Sequence[str]) -> DominantColumn:
+    """Of every column of one (T, T) map, the one that holds the brightest cell of the most content rows (ties
+    between columns: the more visible one, then the leftmost). This is how GUIDELINE.md §3 asks whether a lone
+    stripe is "clearly the brightest thing" row by row, against texture about as bright (``heterogeneous``)."""
+    a = np.asarray(array, dtype=np.float64)
+    column_coverage(a, tokens, columns=[0])  # the same checks of shape, tokens and values
+    special = set(special_columns(tokens)) | {0}
+    rows = [i for i in range(a.shape[0]) if i not in special] or list(range(a.shape[0]))
+    scaled = a[rows] / a.max()
+    dominant = (scaled >= scaled.max(axis=1, keepdims=True)).mean(axis=0)
+    visible = (scaled >= VISIBLE_LEVEL).mean(axis=0)
+    best = max(range(a.shape[1]), key=lambda c: (dominant[c], visible[c], -c))
+    return DominantColumn(best, str(tokens[best]), float(dominant[best]), float(visible[best]), len(rows))
+
+
+def lone_column_agreement(
+    maps: Iterable,
+    visible_grid: Sequence[float] = (0.5, 2 / 3),
+    dominant_grid: Sequence[float] = (0.3, 0.4, 0.5),
+) -> list[RuleScore]:
+    """Score "one column is visible in >= v of the content rows and the brightest cell of its row in >= d of them"
+    (thresholds ``(v, d)``) on the ``vertical`` (positive) and ``heterogeneous`` maps among ``maps``: the open point
+    of GUIDELINE.md §8 on a lone column lit in only part of the rows, over texture."""
+    columns, y = [], []
+    for m in maps:
+        if m.label in ("vertical", "heterogeneous"):
+            columns.append(dominant_column(m.array, m.tokens))
+            y.append(m.label == "vertical")
+    if not columns:
+        raise ValueError("no vertical or heterogeneous maps to score the rule on")
+    y = np.array(y)
+    return [_score(np.array([c.visible >= v and c.dominant >= d for c in columns]), y, (float(v), float(d)))
+            for v in visible_grid for d in dominant_grid]
+
+
 def coverage_line(name: str, array: np.ndarray, tokens: Sequence[str]) -> str:
     """One line per map: the share of content rows each special column reaches at every level of :data:`LEVELS`."""
     coverage = column_coverage(array, tokens)
@@ -165,9 +213,10 @@ def coverage_line(name: str, array: np.ndarray, tokens: Sequence[str]) -> str:
 
 
 def rule_tables(maps: Sequence, kind: str) -> str:
-    """GUIDELINE §8's two rules scored against the labels of ``maps`` (one kind), as markdown tables:
-    vertical+diagonal against diagonal over the (visible, lit) thresholds, and vertical against block in sentence
-    pairs over the stripe coverage. Raises ValueError when there is nothing to score for the first rule."""
+    """GUIDELINE §8's rules scored against the labels of ``maps`` (one kind), as markdown tables:
+    vertical+diagonal against diagonal over the (visible, lit) thresholds, vertical against block in sentence
+    pairs over the stripe coverage, and vertical against heterogeneous over the (visible, dominant) shares of the
+    dominant column. Raises ValueError when there is nothing to score for the first rule."""
     maps = list(maps)
     scores = rule_agreement(maps)
     lines = [
@@ -183,13 +232,29 @@ def rule_tables(maps: Sequence, kind: str) -> str:
     try:
         stripes = stripe_agreement(maps)
     except ValueError as err:
-        return "\n".join([*lines, f"\n(no vertical/block table: {err})"])
+        lines.append(f"\n(no vertical/block table: {err})")
+    else:
+        lines += [
+            f"\nvertical against block, sentence pairs: '>= {STRIPE_LEVEL:g} in >= f of the content rows' "
+            f"({stripes[0].n_positive} vertical, {stripes[0].n_negative} block maps):",
+            "| f | agreement | vertical called | block kept |",
+            "|---|---|---|---|",
+        ]
+        for s in stripes:
+            lines.append(f"| {s.thresholds[0]:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | "
+                         f"{s.negative_kept:.2f} |")
+    try:
+        lone = lone_column_agreement(maps)
+    except ValueError as err:
+        return "\n".join([*lines, f"\n(no vertical/heterogeneous table: {err})"])
     lines += [
-        f"\nvertical against block, sentence pairs: '>= {STRIPE_LEVEL:g} in >= f of the content rows' "
-        f"({stripes[0].n_positive} vertical, {stripes[0].n_negative} block maps):",
-        "| f | agreement | vertical called | block kept |",
-        "|---|---|---|---|",
+        f"\nvertical against heterogeneous: 'one column visible (>= {VISIBLE_LEVEL:g}) in >= v and the brightest cell "
+        f"of its row in >= d of the content rows' ({lone[0].n_positive} vertical, {lone[0].n_negative} "
+        "heterogeneous maps):",
+        "| v | d | agreement | vertical called | heterogeneous kept |",
+        "|---|---|---|---|---|",
     ]
-    for s in stripes:
-        lines.append(f"| {s.thresholds[0]:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
+    for s in lone:
+        v, d = s.thresholds
+        lines.append(f"| {v:.2f} | {d:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The [CLS]/[SEP] column measurements of GUIDELINE.md section 8 and the rule table against labels."""
+"""Column measurements of GUIDELINE.md section 8 (special-token columns, the dominant column); the rule tables."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 
 from attnpatterns.annotation.columns import (
     column_coverage,
+    dominant_column,
+    lone_column_agreement,
     rule_agreement,
     special_columns,
     stripe_agreement,
@@ -80,6 +82,58 @@ def test_stripe_rule_counts_pairs_only():
     assert two_thirds.agreement == 1.0
     with pytest.raises(ValueError, match="sentence pairs"):
         stripe_agreement(maps[-1:])
+
+
+def _dominant_by_hand(a: np.ndarray, tokens: list[str]) -> tuple[int, float, float]:
+    """Brute force: loop over the content rows and columns, count where each column holds the row's maximum."""
+    content = [r for r, t in enumerate(tokens) if t not in ("[CLS]", "[SEP]") and r != 0]
+    top = a.max()
+    best = None
+    for c in range(a.shape[1]):
+        wins = sum(1 for r in content if all(a[r, c] >= a[r, k] for k in range(a.shape[1])))
+        seen = sum(1 for r in content if a[r, c] / top >= 0.1)
+        key = (wins / len(content), seen / len(content), -c)
+        if best is None or key > best[0]:
+            best = (key, c)
+    (dominant, visible, _), c = best
+    return c, dominant, visible
+
+
+def test_dominant_column_against_a_brute_force():
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        n = int(rng.integers(5, 14))
+        tokens = ["[CLS]", *[f"w{i}" for i in range(n - 2)], "[SEP]"]
+        a = rng.random((n, n)) ** 3
+        if trial % 2:
+            a[:, int(rng.integers(0, n))] += rng.random() * 2  # a stripe of random strength over the texture
+        if trial % 5 == 0:
+            a = np.round(a, 1)  # ties between columns and within rows
+        got = dominant_column(a, tokens)
+        c, dominant, visible = _dominant_by_hand(a, tokens)
+        assert (got.index, got.token) == (c, tokens[c])
+        assert got.dominant == pytest.approx(dominant) and got.visible == pytest.approx(visible)
+        assert got.n_rows == n - 2
+
+
+def test_lone_column_rule_scores_vertical_against_heterogeneous():
+    stripe = np.full((8, 8), 0.05)
+    stripe[:, 3] = 1.0  # the brightest cell of every row
+    partial = stripe.copy()
+    partial[4:, 3] = 0.02  # brightest in 3 of 6 content rows, visible in 3 of 6
+    texture = np.random.default_rng(0).random((8, 8))
+    maps = [SimpleNamespace(array=stripe, tokens=TOKENS, label="vertical"),
+            SimpleNamespace(array=partial, tokens=TOKENS, label="vertical"),
+            SimpleNamespace(array=texture, tokens=TOKENS, label="heterogeneous"),
+            SimpleNamespace(array=stripe, tokens=TOKENS, label="diagonal")]  # not scored
+    scores = {s.thresholds: s for s in lone_column_agreement(maps, (0.5,), (0.5, 0.9))}
+    half, most = scores[(0.5, 0.5)], scores[(0.5, 0.9)]
+    assert (half.n_positive, half.n_negative) == (2, 1)
+    c, dominant, _ = _dominant_by_hand(texture, TOKENS)
+    assert half.negative_kept == (0.0 if dominant >= 0.5 else 1.0)
+    assert half.positive_called == 1.0 and most.positive_called == 0.5
+    with pytest.raises(ValueError, match="no vertical or heterogeneous"):
+        lone_column_agreement(maps[-1:])
 
 
 def test_bad_maps_are_refused():
