@@ -27,6 +27,7 @@ import io
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,11 +95,26 @@ def select_for_export(
     seed: int = 0,
     second_fraction: float = DEFAULT_SECOND_FRACTION,
     shard: tuple[int, int] | None = None,
+    only: Sequence[str] | None = None,
 ) -> list[str]:
-    """The map ids ``annotator`` should label next in ``pass_`` (see :func:`pending_map_ids`), at most ``limit``."""
+    """The map ids ``annotator`` should label next in ``pass_`` (see :func:`pending_map_ids`), at most ``limit``.
+
+    ``only`` (a re-look at chosen maps, e.g. those a restated rule of the guideline may move) replaces the work queue:
+    exactly these ids, in corpus order, whatever labels they have; ``kind``, ``shard``, ``order`` and ``limit`` still
+    apply. Ids that are not in the corpus raise ``ValueError``.
+    """
     if order not in ORDERS:
         raise ValueError(f"order {order!r} is not one of {', '.join(ORDERS)}")
-    ids = pending_map_ids(read_labels(root), read_map_index(root), annotator, pass_, kind, second_fraction, seed)
+    if only is not None:
+        index = read_map_index(root)
+        wanted = {m.strip() for m in only if m.strip()}
+        missing = sorted(wanted - {m["map_id"] for m in index})
+        if missing:
+            raise ValueError(f"{len(missing)} map id(s) are not in the corpus {root}: {', '.join(missing[:5])}"
+                             + (", ..." if len(missing) > 5 else ""))
+        ids = [m["map_id"] for m in index if m["map_id"] in wanted and (kind is None or m["kind"] == kind)]
+    else:
+        ids = pending_map_ids(read_labels(root), read_map_index(root), annotator, pass_, kind, second_fraction, seed)
     ids = [m for m in ids if in_shard(m, shard)]
     if order == "random":
         random.Random(seed).shuffle(ids)

@@ -201,6 +201,11 @@ def export_sheets_cmd(
                            "the TSV; the key stays in the corpus (blind_keys.jsonl), so the folder names no map; import "
                            "translates them back.")
     ] = False,
+    map_ids: Annotated[
+        Optional[Path],
+        typer.Option("--map-ids", help="A re-look: export exactly the map ids in this file (one per line) for --pass "
+                     "first or second, whatever labels they have; --kind, --shard, --order and --limit still apply."),
+    ] = None,
     corpus: CorpusOpt = None,
 ) -> None:
     """Write numbered sheets (PNG) of maps to label and a TSV template sheet_id/cell/map_id/label to fill in.
@@ -224,13 +229,26 @@ def export_sheets_cmd(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--shard")
     root = _existing_corpus(corpus)
-    ids = select_for_export(root, annotator or "", pass_, kind, limit, order, seed, fraction, shard_t)
+    only = None
+    if map_ids is not None:
+        try:
+            only = map_ids.read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError) as err:
+            raise typer.BadParameter(f"cannot read {map_ids}: {err}; give a text file of map ids, one per line",
+                                     param_hint="--map-ids")
+        if unlabelled:
+            raise typer.BadParameter("--map-ids names the maps itself; leave out --unlabelled", param_hint="--map-ids")
+    try:
+        ids = select_for_export(root, annotator or "", pass_, kind, limit, order, seed, fraction, shard_t, only)
+    except ValueError as err:
+        raise fail(str(err))
     if not ids:
         typer.echo("nothing to export: no maps need a label for this pass/kind/shard")
         raise typer.Exit(0)
     prefix = "-".join(x for x in (kind or "all", pass_, shard and shard.replace("/", "of")) if x)
     info = {"kind": kind, "annotator": annotator, "limit": limit, "order": order, "seed": seed,
-            "fraction": fraction if pass_ == "second" else None, "shard": shard}
+            "fraction": fraction if pass_ == "second" and only is None else None, "shard": shard,
+            **({"map_ids": str(map_ids)} if only is not None else {})}
     try:
         result = export_sheets(root, output, ids, pass_=pass_, per_sheet=per_sheet, ncols=ncols,
                                sheet_prefix=prefix, info=info, blind=blind)

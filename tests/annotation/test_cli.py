@@ -10,7 +10,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from attnpatterns.annotation.corpus import append_labels, effective_labels, read_labels, read_map_index
+from attnpatterns.annotation.corpus import LabelRow, append_labels, effective_labels, read_labels, read_map_index
 from attnpatterns.annotation.sheets import parse_shard, select_for_export
 from attnpatterns.cli.app import app
 
@@ -271,3 +271,32 @@ def test_build_corpus_uncertain_uses_the_given_checkpoint(tiny_runs, tmp_path):
     r = invoke("annotate", "build-corpus", *tiny_runs, "--uncertain", "raw:any=2", "--checkpoint", tmp_path / "none",
                "--corpus", corpus)
     assert r.exit_code != 0 and "does not exist" in r.output, r.output
+
+
+def test_export_map_ids_re_exports_labelled_maps_for_a_re_look(built, tmp_path):
+    index = [m["map_id"] for m in read_map_index(built) if m["kind"] == "raw"]
+    append_labels(built, [LabelRow(
+        map_id=m, label="vertical", annotator="alice", method="m", pass_="first") for m in index])
+    chosen = [index[5], index[1], index[8]]  # labelled maps: the work queue would offer none of them
+    (tmp_path / "ids.txt").write_text("\n".join(chosen) + "\n")
+    r = invoke("annotate", "export-sheets", "--kind", "raw", "--map-ids", tmp_path / "ids.txt", "--pass", "first",
+               "--blind", "-o", tmp_path / "relook", "--corpus", built)
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "relook" / "labels.tsv") as f:
+        tokens = [row["map_id"] for row in csv.DictReader(f, delimiter="\t")]
+    assert len(tokens) == 3 and all(t.startswith("b-") for t in tokens)
+    # exactly the chosen maps, in corpus order, and a relabel imports over the earlier label
+    assert select_for_export(built, "", "first", "raw", only=chosen) == [index[1], index[5], index[8]]
+    assert select_for_export(built, "", "first", "normed", only=chosen) == []
+    _fill(tmp_path / "relook" / "labels.tsv", ["h", "h", "h"])
+    r = invoke("annotate", "import-labels", tmp_path / "relook" / "labels.tsv", "--annotator", "bob", "--method",
+               "re-look", "--pass", "first", "--corpus", built)
+    assert r.exit_code == 0 and "3 relabel(s)" in r.output, r.output
+    labels = effective_labels(built)
+    assert [labels[m] for m in chosen] == ["heterogeneous"] * 3 and labels[index[0]] == "vertical"
+    (tmp_path / "bad.txt").write_text("no-such-map\n")
+    r = invoke("annotate", "export-sheets", "--map-ids", tmp_path / "bad.txt", "-o", tmp_path / "x", "--corpus", built)
+    assert r.exit_code != 0 and "no-such-map" in r.output and "not in the corpus" in r.output
+    r = invoke("annotate", "export-sheets", "--map-ids", tmp_path / "ids.txt", "--unlabelled", "-o", tmp_path / "y",
+               "--corpus", built)
+    assert r.exit_code != 0 and "--unlabelled" in r.output
