@@ -238,16 +238,8 @@ def _top_candidates(run, examples: list, kind: str, pattern: str, n: int, taken:
             if score > 0:
                 scored.append((score, ex, layer, head))
     scored.sort(key=lambda s: -s[0])  # stable: equal scores keep the run's order
-    cap = max(1, -(-n // 6))
-    per_head: dict[tuple[int, int], int] = defaultdict(int)
-    out = []
-    for score, ex, layer, head in scored:
-        if per_head[(layer, head)] < cap:
-            per_head[(layer, head)] += 1
-            out.append((ex, layer, head, pattern, score))
-            if len(out) == n:
-                break
-    return out
+    return _capped_per_head([((layer, head), (ex, layer, head, pattern, score)) for score, ex, layer, head in scored],
+                            n)
 
 
 def _least_certain(run, examples: list, kind: str, pattern: str, n: int, taken: set, classifier,
@@ -274,15 +266,22 @@ def _least_certain(run, examples: list, kind: str, pattern: str, n: int, taken: 
             if pattern == ANY_TYPE or pattern in top2:
                 scored.append((float(p[first] - p[second]), ex, layer, head, top2))
     scored.sort(key=lambda s: s[0])  # stable: equal margins keep the run's order
+    return _capped_per_head([((layer, head), (ex, layer, head, pattern, margin, top2))
+                             for margin, ex, layer, head, top2 in scored], n)
+
+
+def _capped_per_head(ranked: list[tuple[tuple[int, int], tuple]], n: int) -> list[tuple]:
+    """The first ``n`` items of ``ranked`` ((layer, head), item) pairs, best first, taking at most ``ceil(n / 6)``
+    from one head, so that favoured or uncertain picks spread over several heads."""
     cap = max(1, -(-n // 6))
     per_head: dict[tuple[int, int], int] = defaultdict(int)
     out = []
-    for margin, ex, layer, head, top2 in scored:
-        if per_head[(layer, head)] < cap:
-            per_head[(layer, head)] += 1
-            out.append((ex, layer, head, pattern, margin, top2))
-            if len(out) == n:
-                break
+    for head, item in ranked:
+        if len(out) == n:
+            break
+        if per_head[head] < cap:
+            per_head[head] += 1
+            out.append(item)
     return out
 
 
