@@ -78,10 +78,10 @@ def special_columns(tokens: Sequence[str]) -> list[int]:
     return found or [0]
 
 
-def column_coverage(
-    array: np.ndarray, tokens: Sequence[str], columns: Iterable[int] | None = None
-) -> list[ColumnCoverage]:
-    """Coverage of ``columns`` (default: the special-token columns) over the content rows of one (T, T) map."""
+def content_rows(array: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
+    """The content rows of one (T, T) map (every row but the `[CLS]` query row and the special-token rows; all rows
+    if that leaves none), scaled by the map's maximum as the sheets colour it. Refuses maps that are not square, do not
+    match ``tokens``, or are not finite, non-negative and non-zero."""
     a = np.asarray(array, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"expected a square (T, T) map, got shape {a.shape}")
@@ -91,14 +91,22 @@ def column_coverage(
         raise ValueError("the map must be finite, non-negative and not all zero")
     special = set(special_columns(tokens)) | {0}
     rows = [i for i in range(a.shape[0]) if i not in special] or list(range(a.shape[0]))
-    scaled = a[rows] / a.max()
+    return a[rows] / a.max()
+
+
+def column_coverage(
+    array: np.ndarray, tokens: Sequence[str], columns: Iterable[int] | None = None
+) -> list[ColumnCoverage]:
+    """Coverage of ``columns`` (default: the special-token columns) over the content rows of one (T, T) map."""
+    scaled = content_rows(array, tokens)
+    rows = scaled.shape[0]
     out = []
     for c in special_columns(tokens) if columns is None else columns:
-        if not 0 <= c < a.shape[1]:
-            raise ValueError(f"column {c} is outside the map (0..{a.shape[1] - 1})")
+        if not 0 <= c < scaled.shape[1]:
+            raise ValueError(f"column {c} is outside the map (0..{scaled.shape[1] - 1})")
         values = scaled[:, c]
         shares = tuple(float((values >= level).mean()) for level in LEVELS)
-        out.append(ColumnCoverage(int(c), str(tokens[c]), shares, len(rows)))
+        out.append(ColumnCoverage(int(c), str(tokens[c]), shares, rows))
     return out
 
 
@@ -174,15 +182,11 @@ def dominant_column(array: np.ndarray, tokens: Sequence[str]) -> DominantColumn:
     """Of every column of one (T, T) map, the one that holds the brightest cell of the most content rows (ties
     between columns: the more visible one, then the leftmost). This is how GUIDELINE.md §3 asks whether a lone
     stripe is "clearly the brightest thing" row by row, against texture about as bright (``heterogeneous``)."""
-    a = np.asarray(array, dtype=np.float64)
-    column_coverage(a, tokens, columns=[0])  # the same checks of shape, tokens and values
-    special = set(special_columns(tokens)) | {0}
-    rows = [i for i in range(a.shape[0]) if i not in special] or list(range(a.shape[0]))
-    scaled = a[rows] / a.max()
+    scaled = content_rows(array, tokens)
     dominant = (scaled >= scaled.max(axis=1, keepdims=True)).mean(axis=0)
     visible = (scaled >= VISIBLE_LEVEL).mean(axis=0)
-    best = max(range(a.shape[1]), key=lambda c: (dominant[c], visible[c], -c))
-    return DominantColumn(best, str(tokens[best]), float(dominant[best]), float(visible[best]), len(rows))
+    best = max(range(scaled.shape[1]), key=lambda c: (dominant[c], visible[c], -c))
+    return DominantColumn(best, str(tokens[best]), float(dominant[best]), float(visible[best]), scaled.shape[0])
 
 
 def lone_column_agreement(
@@ -219,42 +223,37 @@ def rule_tables(maps: Sequence, kind: str) -> str:
     dominant column. Raises ValueError when there is nothing to score for the first rule."""
     maps = list(maps)
     scores = rule_agreement(maps)
-    lines = [
+    lines = _table(
         f"\nvertical+diagonal against diagonal: 'visible (>= {VISIBLE_LEVEL:g}) in >= v and lit "
         f"(>= {LIT_LEVEL:g}) in >= t of the content rows', strongest special column, {kind} labels "
         f"({scores[0].n_positive} vertical+diagonal, {scores[0].n_negative} diagonal maps):",
-        "| v | t | agreement | vertical+diagonal called | diagonal kept |",
-        "|---|---|---|---|---|",
-    ]
-    for s in scores:
-        v, t = s.thresholds
-        lines.append(f"| {v:.2f} | {t:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
+        ("v", "t", "agreement", "vertical+diagonal called", "diagonal kept"), scores)
     try:
         stripes = stripe_agreement(maps)
     except ValueError as err:
         lines.append(f"\n(no vertical/block table: {err})")
     else:
-        lines += [
+        lines += _table(
             f"\nvertical against block, sentence pairs: '>= {STRIPE_LEVEL:g} in >= f of the content rows' "
             f"({stripes[0].n_positive} vertical, {stripes[0].n_negative} block maps):",
-            "| f | agreement | vertical called | block kept |",
-            "|---|---|---|---|",
-        ]
-        for s in stripes:
-            lines.append(f"| {s.thresholds[0]:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | "
-                         f"{s.negative_kept:.2f} |")
+            ("f", "agreement", "vertical called", "block kept"), stripes)
     try:
         lone = lone_column_agreement(maps)
     except ValueError as err:
         return "\n".join([*lines, f"\n(no vertical/heterogeneous table: {err})"])
-    lines += [
+    lines += _table(
         f"\nvertical against heterogeneous: 'one column visible (>= {VISIBLE_LEVEL:g}) in >= v and the brightest cell "
         f"of its row in >= d of the content rows' ({lone[0].n_positive} vertical, {lone[0].n_negative} "
         "heterogeneous maps):",
-        "| v | d | agreement | vertical called | heterogeneous kept |",
-        "|---|---|---|---|---|",
-    ]
-    for s in lone:
-        v, d = s.thresholds
-        lines.append(f"| {v:.2f} | {d:.2f} | {s.agreement:.3f} | {s.positive_called:.2f} | {s.negative_kept:.2f} |")
+        ("v", "d", "agreement", "vertical called", "heterogeneous kept"), lone)
     return "\n".join(lines)
+
+
+def _table(title: str, header: Sequence[str], scores: Sequence[RuleScore]) -> list[str]:
+    """A markdown table of rule scores: one row per threshold setting, then agreement and the two kept shares."""
+    lines = [title, "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in scores:
+        cells = [f"{t:.2f}" for t in s.thresholds] + [f"{s.agreement:.3f}", f"{s.positive_called:.2f}",
+                                                      f"{s.negative_kept:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
