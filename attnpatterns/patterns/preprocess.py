@@ -47,10 +47,14 @@ From the grid, three image channels and a vector of scale-free profiles are comp
 - vector, :data:`N_COVERAGE_STATISTICS` coverage statistics (:func:`coverage_statistics`): how many rows a column or
   the diagonal lights at each colour level of the guideline;
 - vector, optional (``size_statistic``): the token count on a log scale (:func:`size_statistic`), since what a
-  share means depends on the size of the map (half the mass on the diagonal band is near chance in an 8-token map).
+  share means depends on the size of the map (half the mass on the diagonal band is near chance in an 8-token map);
+- vector, optional (``lone_column_statistics``): :data:`N_LONE_COLUMN_STATISTICS` counts of the guideline's
+  lone-column rule (:func:`lone_column_statistics`): in how many rows one column is the brightest cell, clearly
+  so, and visible.
 
-Except for the token-level statistics, which are shares and fractions of the map's own size, and the optional size
-statistic, every feature is computed from the pooled grid, so none depends on the token count directly.
+Except for the token-level and lone-column statistics, which are shares and fractions of the map's own size, and the
+optional size statistic, every feature is computed from the pooled grid, so none depends on the token count
+directly.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class PreprocessConfig:
     #: append the map's size, :func:`size_statistic` (off: on the corpus's normed maps it did not raise the
     #: cross-validated macro-F1, 0.784 against 0.789 over three splits; benchmarks/RESULTS.md)
     size_statistic: bool = False
+    #: append :func:`lone_column_statistics`, GUIDELINE.md §8's lone-column counts (checkpoints before 0.5 lack them)
+    lone_column_statistics: bool = False
 
     def __post_init__(self) -> None:
         if self.grid < 8:
@@ -98,14 +104,16 @@ class PreprocessConfig:
     @property
     def n_vector(self) -> int:
         return ((2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
-                + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0) + int(self.size_statistic))
+                + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0) + int(self.size_statistic)
+                + (N_LONE_COLUMN_STATISTICS if self.lone_column_statistics else 0))
 
     def to_dict(self) -> dict:
         return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
-        keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics", "size_statistic")
+        keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics", "size_statistic",
+                "lone_column_statistics")
         # a checkpoint saved before coverage statistics existed was trained without them
         return cls(**{"coverage_statistics": False, **{k: data[k] for k in keys if k in data}})
 
@@ -300,6 +308,51 @@ def coverage_statistics(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, dim=1).clamp(0, 1)  # (B, N_COVERAGE_STATISTICS)
 
 
+#: Number of values returned by :func:`lone_column_statistics`.
+N_LONE_COLUMN_STATISTICS = 5
+#: Brightness (fraction of the map maximum) from which a cell is *visible* (dark violet) and a stripe cell counts
+#: (indigo blue), as in :mod:`attnpatterns.annotation.columns`.
+LONE_COLUMN_LEVELS = (0.1, 0.2)
+#: How much brighter than every other cell of its row (in fractions of the map maximum) a column's cell must be to be
+#: *clearly* the brightest of the row (GUIDELINE.md §8: "a tie by eye does not count").
+CLEAR_MARGIN = 0.1
+
+
+def lone_column_statistics(x: torch.Tensor) -> torch.Tensor:
+    """GUIDELINE.md §8's lone-column counts (B, :data:`N_LONE_COLUMN_STATISTICS`) for maps ``x`` (B, T, T) with
+    maximum 1.
+
+    §8 ("A lone column lit in part of the rows") calls a map ``vertical`` when one column is visible in at least half
+    of the content rows and clearly the brightest cell of its row in at least 40% of them, and ``heterogeneous``
+    when texture is about as bright in more than 60%. The classifier sees no tokens, so the content rows here are
+    every row but the first (the ``[CLS]`` query row) and the last (the final ``[SEP]``); all rows when that leaves
+    fewer than two. The *dominant* column is the one that holds the largest cell (ties count for every tied
+    column) of the most content rows; ties between columns go to the more visible one, then the leftmost, as in
+    :func:`attnpatterns.annotation.columns.dominant_column`. The values, each a share of the content rows:
+
+    - the rows the dominant column is the largest cell of (ties count);
+    - the rows where it is *clearly* the largest: at least :data:`CLEAR_MARGIN` above every other cell of the row;
+    - the rows where it is visible (>= 0.1) and where it is a stripe cell (>= 0.2), :data:`LONE_COLUMN_LEVELS`;
+    - the rows the runner-up column (the most dominant of the others) is the largest cell of: two stripes.
+    """
+    b, t, _ = x.shape
+    rows = x[:, 1 : t - 1] if t >= 4 else x  # (B, R, T) content rows
+    r = rows.shape[1]
+    is_max = rows >= rows.amax(dim=2, keepdim=True)  # (B, R, T)
+    dominant = is_max.sum(dim=1)  # (B, T) rows each column is the largest cell of (integers)
+    visible = (rows >= LONE_COLUMN_LEVELS[0]).sum(dim=1)  # (B, T)
+    key = dominant * (r + 1) + visible  # orders columns by (dominant, visible); argmax takes the leftmost of ties
+    best = key.argmax(dim=1)  # (B,)
+    pick = best[:, None, None].expand(b, r, 1)
+    cell = rows.gather(2, pick).squeeze(2)  # (B, R): the dominant column's cell in every content row
+    others = rows.scatter(2, pick, float("-inf")).amax(dim=2) if t > 1 else torch.zeros_like(cell)  # (B, R)
+    clear = (cell >= others + CLEAR_MARGIN).to(x.dtype).mean(dim=1)
+    runner_up = dominant.scatter(1, best[:, None], -1).amax(dim=1).clamp_min(0) if t > 1 else torch.zeros(b)
+    stats = [dominant.gather(1, best[:, None]).squeeze(1) / r, clear,
+             *[(cell >= level).to(x.dtype).mean(dim=1) for level in LONE_COLUMN_LEVELS], runner_up.to(x.dtype) / r]
+    return torch.stack([s.to(x.dtype) for s in stats], dim=1).clamp(0, 1)  # (B, N_LONE_COLUMN_STATISTICS)
+
+
 #: Token count that :func:`size_statistic` maps to 1 (BERT's longest input).
 SIZE_SCALE = 512
 
@@ -350,6 +403,8 @@ def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) 
         parts.append(coverage_statistics(x))  # (B, N_COVERAGE_STATISTICS)
     if config.size_statistic:
         parts.append(size_statistic(x))  # (B, 1)
+    if config.lone_column_statistics:
+        parts.append(lone_column_statistics(x))  # (B, N_LONE_COLUMN_STATISTICS)
     vectors = torch.cat(parts, dim=1)  # (B, n_vector)
     return Features(images.contiguous(), vectors.contiguous())
 

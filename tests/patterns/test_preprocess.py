@@ -12,6 +12,7 @@ from attnpatterns.patterns.preprocess import (
     PreprocessConfig,
     coverage_statistics,
     features,
+    lone_column_statistics,
     normalise_map,
     prepare_map,
     preprocess_maps,
@@ -201,3 +202,66 @@ def test_checkpoints_from_before_the_size_statistic_keep_their_vector_size():
     assert not PreprocessConfig.from_dict(legacy).size_statistic
     on = PreprocessConfig(size_statistic=True)
     assert PreprocessConfig.from_dict(on.to_dict()) == on
+
+
+def _lone_column_by_hand(a: np.ndarray) -> list[float]:
+    """GUIDELINE.md §8's counts for one map, written out with loops: content rows, the column that is the largest
+    cell of the most of them (then the more visible, then the leftmost), and its shares."""
+    a = a / a.max()
+    t = a.shape[0]
+    rows = list(range(1, t - 1)) if t >= 4 else list(range(t))
+    wins = [sum(1 for i in rows if a[i, c] == max(a[i])) for c in range(t)]
+    seen = [sum(1 for i in rows if a[i, c] >= 0.1) for c in range(t)]
+    best = 0
+    for c in range(1, t):
+        if (wins[c], seen[c]) > (wins[best], seen[best]):
+            best = c
+    clear = 0
+    for i in rows:
+        rest = [a[i, j] for j in range(t) if j != best]
+        if a[i, best] >= max(rest) + 0.1:
+            clear += 1
+    runner_up = max(wins[c] for c in range(t) if c != best)
+    n = len(rows)
+    return [wins[best] / n, clear / n, sum(a[i, best] >= 0.1 for i in rows) / n,
+            sum(a[i, best] >= 0.2 for i in rows) / n, runner_up / n]
+
+
+def test_lone_column_statistics_match_a_row_by_row_count():
+    rng = np.random.default_rng(11)
+    cases = []
+    for t in (2, 3, 4, 5, 9, 30):
+        for _ in range(6):
+            a = rng.random((t, t)) ** 3  # texture with a few bright cells
+            if rng.random() < 0.5:  # a column lit in part of the rows
+                col = int(rng.integers(t))
+                lit = rng.random(t) < rng.uniform(0.3, 0.9)
+                a[lit, col] += rng.uniform(0.3, 1.0)
+            if rng.random() < 0.3:  # quantised values, so that rows hold ties
+                a = np.round(a * 4) / 4 + 0.01
+            cases.append(a.astype(np.float32))
+    for a in cases:
+        got = lone_column_statistics(torch.from_numpy(a / a.max())[None])[0].numpy()
+        assert np.allclose(got, _lone_column_by_hand(a.astype(np.float64)), atol=1e-6), a.shape
+
+
+def test_lone_column_statistics_separate_a_stripe_from_texture():
+    t = 12
+    stripe = np.full((t, t), 0.05)
+    stripe[:, 3] = 1.0  # one column, brightest in every row
+    texture = np.random.default_rng(3).random((t, t)) * 0.5 + 0.5  # everything about as bright
+    s, h = lone_column_statistics(torch.tensor(np.stack([stripe, texture]), dtype=torch.float32)).numpy()
+    assert np.allclose(s, [1, 1, 1, 1, 0])  # dominant, clearly so, visible and lit in every content row
+    assert s[0] > h[0] and s[1] > h[1] and h[1] < 0.4
+
+
+def test_lone_column_statistics_are_appended_only_when_asked():
+    config = PreprocessConfig(lone_column_statistics=True)
+    assert config.n_vector == PreprocessConfig().n_vector + 5
+    arrays = [np.random.default_rng(9).random((t, t)) + 0.01 for t in (5, 17)]
+    on, plain = preprocess_maps(arrays, config), preprocess_maps(arrays, PreprocessConfig())
+    assert torch.equal(on.vectors[:, :-5], plain.vectors) and torch.equal(on.images, plain.images)
+    legacy = PreprocessConfig().to_dict()
+    del legacy["lone_column_statistics"]  # a checkpoint saved before the option existed
+    assert not PreprocessConfig.from_dict(legacy).lone_column_statistics
+    assert PreprocessConfig.from_dict(config.to_dict()) == config
