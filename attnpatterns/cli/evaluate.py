@@ -34,7 +34,7 @@ def evaluate(
     """Print per-class precision, recall and F1, macro-F1, Cohen's kappa and the confusion matrix of a checkpoint on
     DATA (kappa is the unit of the annotators' agreement, annotations/agreement.json)."""
     from attnpatterns.patterns import CheckpointError, KindMismatchError, evaluate_classifier, load_classifier
-    from attnpatterns.patterns.evaluate import open_evaluation_folder, save_evaluation
+    from attnpatterns.patterns.evaluate import open_evaluation_folder, report_title, save_evaluation
     from attnpatterns.patterns.preprocess import MapError
     from attnpatterns.runfolder import RunExistsError
     from attnpatterns.runtime import resolve_device
@@ -57,7 +57,7 @@ def evaluate(
         report = evaluate_classifier(classifier, dataset, batch_size=batch_size)
     except (KindMismatchError, MapError, ValueError) as err:
         raise fail(str(err))
-    report.title = f"{classifier.metadata.get('path', checkpoint)} on {dataset.source} ({dataset.kind} maps)"
+    report.title = report_title(classifier, dataset.source, dataset.kind, fallback=checkpoint)
     typer.echo(report.to_text())
     if output is not None:
         save_evaluation(report, folder, checkpoint, data, dataset.kind)

@@ -224,6 +224,23 @@ def evaluate_classifier(classifier, data, batch_size: int = 256) -> EvaluationRe
     return EvaluationReport(data.y, probs.argmax(axis=1), PATTERN_TYPES, title, {"names": list(data.names)})
 
 
+def shown_path(path: str | None) -> str | None:
+    """``path`` relative to the working directory (the repository root) when it lies under it, so that a shipped
+    report does not record the folder of the machine that rebuilt it; other paths as given."""
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def report_title(classifier, source: str, kind: str, fallback: str | None = None) -> str:
+    """The title of a classifier's evaluation report: its checkpoint (relative to the working directory when it lies
+    under it, :func:`shown_path`; ``fallback`` when the checkpoint records no path), the data and the kind."""
+    return f"{shown_path(classifier.metadata.get('path')) or fallback} on {source} ({kind} maps)"
+
+
 def report_from_labels(true: Sequence[str], pred: Sequence[str], title: str = "") -> EvaluationReport:
     """A report from label names (for example, two annotators' passes over the same maps)."""
     return EvaluationReport(

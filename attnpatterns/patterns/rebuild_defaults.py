@@ -31,23 +31,15 @@ CV_REPEATS = 3
 TESTSET_DIR = "annotations/testset"
 
 
-def shown_path(path: str | None) -> str | None:
-    """``path`` relative to the working directory (the repository root) when it lies under it, so that a shipped
-    report does not record the folder of the machine that rebuilt it; other paths as given."""
-    from pathlib import Path
-
-    if path is None:
-        return None
-    try:
-        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> None:
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP
     from attnpatterns.patterns.checkpoint import TESTSET_REPORT_DIR, default_checkpoint_path, load_default_checkpoint
-    from attnpatterns.patterns.evaluate import evaluate_classifier, open_evaluation_folder, save_evaluation
+    from attnpatterns.patterns.evaluate import (
+        evaluate_classifier,
+        open_evaluation_folder,
+        report_title,
+        save_evaluation,
+    )
     from attnpatterns.patterns.io import load_labeled
     from attnpatterns.patterns.train import TrainConfig, train_run
     from attnpatterns.runtime import resolve_device
@@ -71,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                                         kind=kind, overwrite=True)
         dataset = load_labeled(TESTSET_DIR, "auto", kind, DEFAULT_LABEL_MAP)
         report = evaluate_classifier(classifier, dataset)
-        report.title = f"{shown_path(classifier.metadata.get('path'))} on {dataset.source} ({kind} maps)"
+        report.title = report_title(classifier, dataset.source, kind)
         save_evaluation(report, folder, "default", TESTSET_DIR, kind)
         print(report.to_text())
         print(f"held-out test set: {folder.path}")

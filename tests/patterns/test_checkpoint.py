@@ -186,10 +186,22 @@ def test_rebuild_defaults_rebuilds_the_kinds_asked_for(monkeypatch, argv, expect
 
 
 def test_rebuild_report_titles_name_the_checkpoint_relative_to_the_repository(tmp_path, monkeypatch):
-    from attnpatterns.patterns.rebuild_defaults import shown_path
+    from attnpatterns.patterns.evaluate import shown_path
 
     monkeypatch.chdir(tmp_path)
     inside = tmp_path / "attnpatterns" / "patterns" / "checkpoints" / "normed"
     assert shown_path(str(inside)) == "attnpatterns/patterns/checkpoints/normed"
     outside = tmp_path.parent / "elsewhere" / "ckpt"
     assert shown_path(str(outside)) == str(outside) and shown_path(None) is None
+
+
+def test_evaluation_titles_name_the_checkpoint_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from attnpatterns.patterns.evaluate import report_title
+
+    monkeypatch.chdir(tmp_path)
+    inside = SimpleNamespace(metadata={"path": str(tmp_path / "runs" / "mine" / "checkpoint")})
+    assert report_title(inside, "maps/", "raw") == "runs/mine/checkpoint on maps/ (raw maps)"
+    unnamed = SimpleNamespace(metadata={})
+    assert report_title(unnamed, "maps/", "normed", fallback="default") == "default on maps/ (normed maps)"
