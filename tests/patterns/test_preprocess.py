@@ -12,6 +12,7 @@ from attnpatterns.patterns.preprocess import (
     PreprocessConfig,
     coverage_statistics,
     features,
+    band_statistics,
     lone_column_statistics,
     normalise_map,
     prepare_map,
@@ -265,3 +266,50 @@ def test_lone_column_statistics_are_appended_only_when_asked():
     del legacy["lone_column_statistics"]  # a checkpoint saved before the option existed
     assert not PreprocessConfig.from_dict(legacy).lone_column_statistics
     assert PreprocessConfig.from_dict(config.to_dict()) == config
+
+
+def _band_by_hand(a: np.ndarray) -> list[float]:
+    """GUIDELINE.md §8's staircase counts for one map, with loops: where each content row's largest cell lies."""
+    a = a / a.max()
+    t = a.shape[0]
+    rows = list(range(1, t - 1)) if t >= 4 else list(range(t))
+    top = {i: int(np.argmax(a[i])) for i in rows}  # leftmost of ties
+    near2 = sum(abs(top[i] - i) <= 2 for i in rows) / len(rows)
+    near5 = sum(abs(top[i] - i) <= 5 for i in rows) / len(rows)
+    pairs = list(zip(rows, rows[1:]))
+    ridge = 0.0
+    if pairs:
+        ridge = sum(abs(top[i] - i) <= 5 and abs(top[k] - k) <= 5 and 0 <= top[k] - top[i] <= 5
+                    for i, k in pairs) / len(pairs)
+    bright = [(i, j) for i in rows for j in range(t) if a[i, j] >= 0.4]
+    on_band = sum(abs(i - j) <= 5 for i, j in bright) / len(bright) if bright else 0.0
+    return [near2, near5, ridge, on_band]
+
+
+def test_band_statistics_match_a_row_by_row_count():
+    rng = np.random.default_rng(12)
+    for t in (2, 3, 4, 6, 11, 40):
+        for _ in range(6):
+            a = rng.random((t, t)) ** 4
+            if rng.random() < 0.6:  # a staircase of column pieces near the diagonal
+                start = 0
+                while start < t:
+                    height = int(rng.integers(1, 5))
+                    a[start : start + height, min(t - 1, start + int(rng.integers(0, 3)))] += 1.0
+                    start += height
+            got = band_statistics(torch.from_numpy((a / a.max()).astype(np.float32))[None])[0].numpy()
+            assert np.allclose(got, _band_by_hand(a.astype(np.float32).astype(np.float64)), atol=1e-6), t
+
+
+def test_band_statistics_tell_a_staircase_from_scattered_hot_spots():
+    t = 20
+    stairs = np.full((t, t), 0.02)
+    for start in range(0, t, 3):  # pieces three rows tall, each on the next word
+        stairs[start : start + 3, min(t - 1, start + 2)] = 1.0
+    scattered = np.full((t, t), 0.02)
+    for i, j in enumerate(np.random.default_rng(4).permutation(t)):
+        scattered[i, j] = 1.0
+    s, h = band_statistics(torch.tensor(np.stack([stairs, scattered]), dtype=torch.float32)).numpy()
+    assert s[1] == 1.0 and s[2] > 0.9 and s[3] == 1.0  # every ridge cell near the line, moving forward
+    assert h[1] < 0.6 and h[2] < 0.3 and h[3] < 0.6
+    assert PreprocessConfig(band_statistics=True).n_vector == PreprocessConfig().n_vector + 4
