@@ -3,7 +3,8 @@
 For each checkout given (default: this one), runs ``uv run --locked attnpatterns pipeline -o <tmp> -q`` from that
 checkout, once on the otherwise idle machine and once while a second process runs a 2-thread float32 matrix
 product loop (the "loaded" case: another job with as many threads as the machine has cores), in interleaved
-rounds. Prints the wall time of each run, its own step timings (timings.json), the machine load, and whether every
+rounds. Prints the wall time of each run, its own step timings (timings.json), its peak resident memory (Linux:
+``ru_maxrss`` from ``wait4``), the machine load, and whether every
 result equals the first run's: the fine-tuned weights, the pruning masks, importance and step logs (timings
 aside), the survivors, the map shards (their sha256 in examples.jsonl), the classification tables and the
 comparison tables.
@@ -71,10 +72,17 @@ def run_pipeline(checkout: Path, extra: list[str], loaded: bool) -> dict:
         command = ["uv", "run", "--locked", "attnpatterns", "pipeline", "-o", str(out), "-q", *extra]
         before = machine_load()
         start = time.perf_counter()
-        subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
+        child = subprocess.Popen(command, cwd=checkout, stdout=subprocess.DEVNULL)
+        # wait4: this child's resource use, whose ru_maxrss (KiB on Linux) is the largest of the child and of the
+        # descendants it waited for (uv runs the job as its child), i.e. the job's peak resident memory
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
+        if child.returncode:
+            raise subprocess.CalledProcessError(child.returncode, command)
         timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
         return {"checkout": str(checkout), "load": "loaded" if loaded else "idle", "wall_s": round(wall, 1),
+                "peak_rss_mib": round(usage.ru_maxrss / 1024),
                 "load_before": before, "load_after": machine_load(), "timings": timings,
                 "results": fingerprint(out, checkout)}
 
@@ -103,7 +111,8 @@ def main() -> None:
                 steps = record["timings"]
                 print(f"round {round_} {mode:6s} {checkout}: {record['wall_s']:6.1f} s wall "
                       f"(finetune {sum(v for k, v in steps.items() if 'finetune' in k):.1f} s, "
-                      f"prune {sum(v for k, v in steps.items() if 'prune' in k):.1f} s); "
+                      f"prune {sum(v for k, v in steps.items() if 'prune' in k):.1f} s; "
+                      f"peak RSS {record['peak_rss_mib']} MiB); "
                       f"{len(record['results'])} result files, same as the first run: "
                       f"{record['same_results_as_first']}{'' if not differing else ' ' + str(differing[:5])}; "
                       f"{record['load_before']}", flush=True)

@@ -242,9 +242,13 @@ def _loss_sum(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> to
 
 
 #: Most bytes of autograd graphs :func:`gate_gradients` keeps alive to decide, from the logits of every example,
-#: whether the backward passes are needed at all (the default dev set of the built-in tasks needs ~0.3 GiB). A larger
-#: pass runs each batch's backward right after its forward, as if no ``needed`` callback were given.
-GRAPH_BUDGET_BYTES = 1 << 30
+#: whether the backward passes are needed at all. A larger pass runs each batch's backward right after its forward,
+#: as if no ``needed`` callback were given. 256 MiB: small dev sets still skip the backward of a rejected step, and
+#: the default main job (whose dev set keeps 574 MiB of graphs) no longer does. At 1 GiB it kept them, which took its
+#: peak RSS from about 2.0 GB to 7.7 GB and its idle wall time from 117-123 s to 131-132 s on 2 cores (glibc's heap
+#: fragments over the repeated steps, fine-tuning of the next seed slows too); the same masks and importance either
+#: way (``benchmarks/bench_pipeline.py``, benchmarks/RESULTS.md, "Main job", session 12).
+GRAPH_BUDGET_BYTES = 1 << 28
 
 
 class _SavedBytes:

@@ -13,9 +13,10 @@ masks are the last that passed. As in the paper's code, importance is computed o
 gives the dev score (one forward + backward per step). ``importance_split``/``importance_examples`` compute
 importance on other (or fewer) examples instead, with a separate forward pass for the score. One deliberate
 difference from that code: after a failed step, the next phase ranks by the importance under the masks that passed,
-not under the rejected ones. So a rejected step's importance is never used, and its backward passes are skipped:
-the forward passes over the dev set come first, and the gradients are computed only if their score passes (see
-:func:`attnpatterns.pruning.importance.gate_gradients`); the masks and scores are the same to the bit.
+not under the rejected ones. So a rejected step's importance is never used, and on a small dev set its backward
+passes are skipped: the forward passes over the dev set come first, and the gradients are computed only if their
+score passes (see :func:`attnpatterns.pruning.importance.gate_gradients`; a dev set whose kept graphs would pass
+``GRAPH_BUDGET_BYTES`` backpropagates as it goes); the masks and scores are the same to the bit.
 
 Each step ends in a :class:`ScheduleState` (accepted masks, their score and importance, the phase, the log), which
 :func:`run_schedule` hands to a ``checkpoint`` callback and can resume from: the importance that ranks the next
@@ -295,7 +296,7 @@ def structured_prune(
             score = dev_score(logits)
             if target is not None and not meets_target(score, target):
                 return score, None, None  # rejected: its importance is never used
-        # With importance on the dev set, one pass gives the score too, and a rejected step skips its backward.
+        # With importance on the dev set, one pass gives the score too; a rejected step may skip its backward.
         needed = None if target is None or not combined else (lambda lg: meets_target(dev_score(lg), target))
         head_raw, mlp_raw, n_tokens, logits, _ = gate_gradients(
             model, imp_features, task.num_labels, sub, config.batch_size, config.importance.variant, pad,
