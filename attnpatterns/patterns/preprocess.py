@@ -360,7 +360,8 @@ def lone_column_statistics(x: torch.Tensor) -> torch.Tensor:
     cell = rows.gather(2, pick).squeeze(2)  # (B, R): the dominant column's cell in every content row
     others = rows.scatter(2, pick, float("-inf")).amax(dim=2) if t > 1 else torch.zeros_like(cell)  # (B, R)
     clear = (cell >= others + CLEAR_MARGIN).to(x.dtype).mean(dim=1)
-    runner_up = dominant.scatter(1, best[:, None], -1).amax(dim=1).clamp_min(0) if t > 1 else torch.zeros(b)
+    runner_up = (dominant.scatter(1, best[:, None], -1).amax(dim=1).clamp_min(0) if t > 1
+                 else torch.zeros(b, dtype=dominant.dtype, device=x.device))
     stats = [dominant.gather(1, best[:, None]).squeeze(1) / r, clear,
              *[(cell >= level).to(x.dtype).mean(dim=1) for level in LONE_COLUMN_LEVELS], runner_up.to(x.dtype) / r]
     return torch.stack([s.to(x.dtype) for s in stats], dim=1).clamp(0, 1)  # (B, N_LONE_COLUMN_STATISTICS)
