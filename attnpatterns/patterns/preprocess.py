@@ -321,6 +321,15 @@ def coverage_statistics(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, dim=1).clamp(0, 1)  # (B, N_COVERAGE_STATISTICS)
 
 
+def _content_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The content rows of maps ``x`` (B, T, T) for the guideline's row counts, without tokens: every row but the
+    first (the ``[CLS]`` query row) and the last (the final ``[SEP]``), or all rows when that leaves fewer than two;
+    returns the rows (B, R, T) and their indices in the map (R,)."""
+    t = x.shape[1]
+    first = 1 if t >= 4 else 0
+    return x[:, first : t - first], torch.arange(first, t - first, device=x.device)
+
+
 #: Number of values returned by :func:`lone_column_statistics`.
 N_LONE_COLUMN_STATISTICS = 5
 #: Brightness (fraction of the map maximum) from which a cell is *visible* (dark violet) and a stripe cell counts
@@ -349,7 +358,7 @@ def lone_column_statistics(x: torch.Tensor) -> torch.Tensor:
     - the rows the runner-up column (the most dominant of the others) is the largest cell of: two stripes.
     """
     b, t, _ = x.shape
-    rows = x[:, 1 : t - 1] if t >= 4 else x  # (B, R, T) content rows
+    rows, _ = _content_rows(x)  # (B, R, T)
     r = rows.shape[1]
     is_max = rows >= rows.amax(dim=2, keepdim=True)  # (B, R, T)
     dominant = is_max.sum(dim=1)  # (B, T) rows each column is the largest cell of (integers)
@@ -363,7 +372,7 @@ def lone_column_statistics(x: torch.Tensor) -> torch.Tensor:
     runner_up = (dominant.scatter(1, best[:, None], -1).amax(dim=1).clamp_min(0) if t > 1
                  else torch.zeros(b, dtype=dominant.dtype, device=x.device))
     stats = [dominant.gather(1, best[:, None]).squeeze(1) / r, clear,
-             *[(cell >= level).to(x.dtype).mean(dim=1) for level in LONE_COLUMN_LEVELS], runner_up.to(x.dtype) / r]
+             *[(cell >= level).to(x.dtype).mean(dim=1) for level in LONE_COLUMN_LEVELS], runner_up / r]
     return torch.stack([s.to(x.dtype) for s in stats], dim=1).clamp(0, 1)  # (B, N_LONE_COLUMN_STATISTICS)
 
 
@@ -391,10 +400,8 @@ def band_statistics(x: torch.Tensor) -> torch.Tensor:
       else" off the line; 0 when no content cell is that bright).
     """
     b, t, _ = x.shape
-    first = 1 if t >= 4 else 0
-    rows = x[:, first : t - first] if first else x  # (B, R, T)
+    rows, i = _content_rows(x)  # (B, R, T) and the rows' own indices
     r = rows.shape[1]
-    i = torch.arange(first, first + r, device=x.device)  # the rows' own indices
     a = rows.argmax(dim=2)  # (B, R)
     reach = (a - i[None]).abs()
     near2 = (reach <= 2).to(x.dtype).mean(dim=1)
