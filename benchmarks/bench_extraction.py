@@ -8,6 +8,8 @@ max, and best over best):
     output_attentions=True over the same, already tokenised, batches (target <= 1.10);
   * the same extraction against PyTorch's fused attention (SDPA) forward without attentions, the fastest forward
     the model has (a second baseline; SDPA cannot return attention probabilities), and bare eager / SDPA;
+  * the same extraction against the bare eager forward cut where the extraction cuts it (after the last layer's
+    attention: what follows cannot change a map), which isolates attnpatterns' own overhead from that saving;
   * the brute-force method that materialises alpha * f(x) (batch x heads x T x T x hidden), for reference;
   * peak RSS of a fresh process extracting 256 and 2,048 examples (target: the larger within 1.2x of the smaller).
 
@@ -113,6 +115,23 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
         for batch in batches:
             loaded.model(**batch, output_attentions=True)
 
+    class _Cut(Exception):
+        pass
+
+    def cut(module, args, output):
+        raise _Cut
+
+    def bare_cut():
+        handle = loaded.adapter.layer(loaded.adapter.num_layers - 1).self_attention.register_forward_hook(cut)
+        try:
+            for batch in batches:
+                try:
+                    loaded.model(**batch, output_attentions=True)
+                except _Cut:
+                    pass
+        finally:
+            handle.remove()
+
     def sdpa_forward():
         for batch in batches:
             sdpa(**batch)
@@ -123,7 +142,7 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
 
     _check_same_batches(loaded, batches, extract)
     with torch.inference_mode():
-        times = interleaved({"bare": bare, "sdpa": sdpa_forward, "attnpatterns": extract,
+        times = interleaved({"bare": bare, "bare_cut": bare_cut, "sdpa": sdpa_forward, "attnpatterns": extract,
                              "brute_force": lambda: _brute_force(loaded, batches)}, repeats)
     return {
         "examples": n,
@@ -131,6 +150,8 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
         "seconds": {name: spread(values) for name, values in times.items()},
         "attnpatterns_vs_bare": ratio(times, "attnpatterns", "bare"),
         "attnpatterns_vs_sdpa": ratio(times, "attnpatterns", "sdpa"),
+        "attnpatterns_vs_bare_cut": ratio(times, "attnpatterns", "bare_cut"),
+        "bare_cut_vs_bare": ratio(times, "bare_cut", "bare"),
         "bare_vs_sdpa": ratio(times, "bare", "sdpa"),
         "brute_force_vs_bare": ratio(times, "brute_force", "bare"),
     }
@@ -179,6 +200,8 @@ def main() -> None:
     print(f"attnpatterns (raw + normed, on disk) / bare forward with attentions: "
           f"{describe(result['attnpatterns_vs_bare'])}  (target <= 1.10)")
     print(f"attnpatterns / SDPA forward without attentions: {describe(result['attnpatterns_vs_sdpa'])}")
+    print(f"attnpatterns / bare forward cut after the last attention: {describe(result['attnpatterns_vs_bare_cut'])}")
+    print(f"bare forward cut after the last attention / bare forward: {describe(result['bare_cut_vs_bare'])}")
     print(f"bare eager forward with attentions / SDPA forward: {describe(result['bare_vs_sdpa'])}")
     print(f"brute force / bare: {describe(result['brute_force_vs_bare'])}")
 

@@ -9,6 +9,12 @@ head's d × d Gram matrix W_O^hᵀ W_O^h.
 
 Masked heads (head mask 0) produce no map; heads keep their original (layer, head) ids even after surgery.
 
+:meth:`MapCapture.run` stops the forward pass as soon as the last layer's maps are captured: what comes after them
+(the last layer's attention output projection and feed-forward block unless a layer-level kind needs them, the
+pooler, any task head) cannot change a map, so it is not computed. In MiniLM's last layer that is three quarters of
+the layer's matrix products, about an eighth of the whole forward pass. ``with MapCapture(...): model(**batch)``
+runs the whole forward pass, as before, and captures the same maps.
+
 The same hooks also produce the layer-level context-mixing kinds of :data:`~attnpatterns.constants.LAYER_KINDS`
 (rollout, resln, alti, valuezero; the maths is in :mod:`attnpatterns.extraction.mixing`): one (B, 1, T, T) map per
 layer, for every layer (a layer whose heads are all masked still mixes through its residual). Rollout needs only
@@ -40,14 +46,19 @@ class LayerMaps:
     maps: dict[str, torch.Tensor]
 
 
+class _Captured(Exception):
+    """Raised by the hook that completes the last layer's maps during :meth:`MapCapture.run`: the rest of the
+    forward pass cannot change a map, so it is cut short."""
+
+
 class MapCapture:
     """Hooks that collect raw and/or normed maps of every kept head during a forward pass.
 
     Usage::
 
         with MapCapture(model, kinds=("raw", "normed"), head_mask=m) as cap:
-            model(**batch)
-        layers = cap.pop()   # list[LayerMaps], one per layer
+            layers = cap.run(**batch)   # list[LayerMaps], one per layer; the forward stops after the last map
+            # or: model(**batch); layers = cap.pop()   (the whole forward pass, model outputs included)
     """
 
     def __init__(
@@ -83,6 +94,7 @@ class MapCapture:
         self._rolled: dict[str, torch.Tensor | None] = {}  # running rollout products (rollout, alti)
         self._lengths: list[int] | None = None
         self._replaying = False  # inside a value-zeroing replay: the capture hooks stand aside
+        self._stopping = False  # inside run(): the hook that completes the last layer ends the forward pass
 
     def _value_hook(self, layer: int):
         def hook(module, args, output):
@@ -118,6 +130,7 @@ class MapCapture:
             self._layer_maps(layer, alpha, args[0].detach(), value_out)
             if not pos:
                 self._out[layer] = LayerMaps([], {})
+                self._completed(layer, by_attention=True)
                 return None
             maps = {}
             if "raw" in self.kinds:
@@ -130,6 +143,7 @@ class MapCapture:
                 norms = _value_norms(v, self._grams[layer], pos)  # (B, Hk, T)
                 maps["normed"] = alpha * norms[:, :, None, :]  # column j scaled by ‖f_h(x_j)‖
             self._out[layer] = LayerMaps(list(self.kept[layer]), maps)
+            self._completed(layer, by_attention=True)
             return None
 
         return hook
@@ -205,6 +219,31 @@ class MapCapture:
         target = self._out[layer]
         for kind in self._layer_kinds:
             target.maps[kind] = pending["maps"][kind][:, None].float()  # (B, 1, T, T)
+        self._completed(layer, by_attention=False)
+
+    def _completed(self, layer: int, by_attention: bool) -> None:
+        """A layer's maps are complete (by its attention hook when only head kinds are asked for, else by the hook
+        that adds the layer-level kinds); inside :meth:`run`, the last layer's completion ends the forward pass."""
+        if by_attention and self._layer_kinds:
+            return  # the layer-level kinds of this layer are still to come (LayerNorm or block hook)
+        if self._stopping and layer == self.adapter.num_layers - 1:
+            raise _Captured
+
+    def run(self, **inputs) -> list[LayerMaps]:
+        """Run the model on ``inputs`` and return every layer's maps (as :meth:`pop`), stopping the forward pass
+        once the last layer's maps are captured: the rest (the last layer's feed-forward block, the pooler, a task
+        head) cannot change a map. The model's outputs are not returned; call the model inside the context for
+        them. Needs :meth:`install` (or the ``with`` block) first."""
+        if not self._handles:
+            raise RuntimeError("install the capture first: use `with MapCapture(...) as cap: cap.run(**inputs)`")
+        self._stopping = True
+        try:
+            self.model(**inputs)
+        except _Captured:
+            pass
+        finally:
+            self._stopping = False
+        return self.pop()
 
     def install(self) -> "MapCapture":
         # All-ones gates change nothing; skipping their hooks saves two multiplications per layer.

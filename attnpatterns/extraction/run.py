@@ -239,8 +239,7 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
         enc, truncated = tokenize(model.tokenizer, batch, config.max_length)
         n_truncated += sum(truncated)
         inputs = {k: v.to(device) for k, v in enc.items()}
-        model.model(**inputs)
-        layers = capture.pop()
+        layers = capture.run(**inputs)  # the forward pass stops once the last layer's maps are captured
         lengths = enc["attention_mask"].sum(dim=1).tolist()
         # one cast per layer and kind to the stored dtype (torch rounds float32 -> float16 exactly as numpy does)
         per_layer = {

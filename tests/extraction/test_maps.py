@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from attnpatterns.constants import MAP_KINDS
 from attnpatterns.extraction import MapCapture
 from attnpatterns.masking.files import MaskError
 from tests.helpers import tiny_bert
@@ -109,3 +110,57 @@ def test_wrong_mask_shape_is_a_clear_error():
 def test_unknown_kind_rejected():
     with pytest.raises(ValueError, match="subset"):
         MapCapture(tiny_bert(), kinds=("raw", "gradient"))
+
+
+@pytest.mark.parametrize("kinds", [("raw",), ("raw", "normed"), ("rollout",), ("resln", "alti"), ("valuezero",),
+                                   MAP_KINDS])
+@pytest.mark.parametrize("masked", [False, True])
+def test_run_stops_after_the_last_map_with_the_same_maps(kinds, masked):
+    """``run`` cuts the forward pass once the last layer's maps exist: the same maps, bit for bit, as a capture
+    around the whole forward pass, raw maps equal to the model's own attentions, and the work after the last map
+    (the last layer's feed-forward block unless value zeroing needs the layer's output, the classifier) never
+    runs."""
+    model = tiny_bert(classification=True, seed=5)
+    batch = _batch(seed=2)
+    head_mask = None
+    if masked:  # a masked head in layer 0, every head of the last layer masked
+        head_mask = np.ones((2, 4), np.float32)
+        head_mask[0, 2] = 0
+        head_mask[1, :] = 0
+    calls = {"ffn": 0, "classifier": 0}
+
+    def count(name):
+        return lambda *args: calls.__setitem__(name, calls[name] + 1)
+
+    hooks = [model.bert.encoder.layer[-1].intermediate.register_forward_hook(count("ffn")),
+             model.classifier.register_forward_hook(count("classifier"))]
+    with torch.no_grad():
+        with MapCapture(model, kinds=kinds, head_mask=head_mask) as cap:
+            model(**batch)
+            whole = cap.pop()
+        ffn_whole = calls["ffn"]  # 1, plus value zeroing's replays of the layer
+        assert ffn_whole >= 1 and calls["classifier"] == 1
+        with MapCapture(model, kinds=kinds, head_mask=head_mask) as cap:
+            cut = cap.run(**batch)
+        # value zeroing needs each layer's output (and replays it): only the classifier is cut then
+        assert calls == {"ffn": ffn_whole + (ffn_whole if "valuezero" in kinds else 0), "classifier": 1}
+        for h in hooks:
+            h.remove()
+        # a brute-force reference: the attentions of a plain forward of the same model (the gates as a mask on α
+        # are checked elsewhere; here only unmasked runs compare with them)
+        plain = model(**batch, output_attentions=True)
+        assert not cap._handles and not cap._stopping
+        assert torch.equal(model(**batch).logits, plain.logits)  # nothing left behind in the model
+    for a, b in zip(whole, cut):
+        assert a.head_ids == b.head_ids and a.maps.keys() == b.maps.keys()
+        for kind in a.maps:
+            assert torch.equal(a.maps[kind], b.maps[kind]), kind
+    if "raw" in kinds and not masked:
+        for layer, lm in enumerate(cut):
+            assert torch.equal(lm.maps["raw"], plain.attentions[layer])
+
+
+def test_run_needs_the_hooks_installed():
+    cap = MapCapture(tiny_bert())
+    with pytest.raises(RuntimeError, match="install the capture first"):
+        cap.run(**_batch())
