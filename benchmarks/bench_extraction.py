@@ -10,6 +10,9 @@ max, and best over best):
     the model has (a second baseline; SDPA cannot return attention probabilities), and bare eager / SDPA;
   * the same extraction against the bare eager forward cut where the extraction cuts it (after the last layer's
     attention: what follows cannot change a map), which isolates attnpatterns' own overhead from that saving;
+  * where the extraction's time goes, as stages timed in the same rounds: the hooks alone (maps captured from the
+    already tokenised batches, nothing kept) and the whole extraction without writing (tokenising, hooks, float16
+    crops and per-example records, handed to a writer that drops them), each over the bare forward;
   * the brute-force method that materialises alpha * f(x) (batch x heads x T x T x hidden), for reference;
   * peak RSS of a fresh process extracting 256 and 2,048 examples (target: the larger within 1.2x of the smaller).
 
@@ -102,7 +105,8 @@ def _sdpa_model(loaded):
 def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
     import torch
 
-    from attnpatterns.extraction import ExtractionConfig, extract_maps
+    from attnpatterns.extraction import ExtractionConfig, MapCapture, extract_maps
+    from attnpatterns.extraction.run import _process_chunk
     from attnpatterns.models import load_model
 
     loaded = load_model(None, "cpu")
@@ -140,9 +144,24 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             extract_maps(loaded, examples, os.path.join(tmp, "run"), config)
 
+    def capture_only():
+        with MapCapture(loaded.model, config.kinds) as cap:
+            for batch in batches:
+                cap.run(**batch)
+
+    class _DropWriter:  # takes what _process_chunk hands over and drops it
+        def add(self, meta, maps):
+            pass
+
+    def no_write():
+        with MapCapture(loaded.model, config.kinds) as cap:
+            for start in range(0, len(examples), config.chunk_size):
+                _process_chunk(loaded, cap, examples[start : start + config.chunk_size], config, _DropWriter(), None)
+
     _check_same_batches(loaded, batches, extract)
     with torch.inference_mode():
         times = interleaved({"bare": bare, "bare_cut": bare_cut, "sdpa": sdpa_forward, "attnpatterns": extract,
+                             "capture_only": capture_only, "no_write": no_write,
                              "brute_force": lambda: _brute_force(loaded, batches)}, repeats)
     return {
         "examples": n,
@@ -152,6 +171,8 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
         "attnpatterns_vs_sdpa": ratio(times, "attnpatterns", "sdpa"),
         "attnpatterns_vs_bare_cut": ratio(times, "attnpatterns", "bare_cut"),
         "bare_cut_vs_bare": ratio(times, "bare_cut", "bare"),
+        "capture_only_vs_bare": ratio(times, "capture_only", "bare"),
+        "no_write_vs_bare": ratio(times, "no_write", "bare"),
         "bare_vs_sdpa": ratio(times, "bare", "sdpa"),
         "brute_force_vs_bare": ratio(times, "brute_force", "bare"),
     }
@@ -202,6 +223,8 @@ def main() -> None:
     print(f"attnpatterns / SDPA forward without attentions: {describe(result['attnpatterns_vs_sdpa'])}")
     print(f"attnpatterns / bare forward cut after the last attention: {describe(result['attnpatterns_vs_bare_cut'])}")
     print(f"bare forward cut after the last attention / bare forward: {describe(result['bare_cut_vs_bare'])}")
+    print(f"stages / bare forward: hooks alone {describe(result['capture_only_vs_bare'])}; "
+          f"all but writing {describe(result['no_write_vs_bare'])}")
     print(f"bare eager forward with attentions / SDPA forward: {describe(result['bare_vs_sdpa'])}")
     print(f"brute force / bare: {describe(result['brute_force_vs_bare'])}")
 
