@@ -20,6 +20,7 @@ versions, git commit, times, status ``running``/``complete``) and step markers f
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -125,13 +126,21 @@ def _now() -> str:
 
 
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
-    out = {}
+    """The installed version of each package (None where it is not installed), read once per process: what a run
+    records is the code this process imported, which a later reinstall does not change (and reading the package
+    metadata again cost ~13 ms per manifest)."""
+    return dict(_package_versions(tuple(names)))
+
+
+@functools.lru_cache(maxsize=None)
+def _package_versions(names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    out = []
     for name in names:
         try:
-            out[name] = importlib.metadata.version(name)
+            out.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)
 
 
 def git_commit() -> str | None:

@@ -3,6 +3,7 @@ atomic writes."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from attnpatterns.runfolder import (
     fingerprint,
     mark_step_done,
     open_run_folder,
+    package_versions,
     read_manifest,
     step_done,
     write_json,
@@ -136,3 +138,12 @@ def test_a_folder_holding_only_a_torn_write_counts_as_empty(tmp_path):
     (tmp_path / "r" / "notes.tmp").write_text("a user's file")
     with pytest.raises(RunExistsError):
         check_output_folder(tmp_path / "r", "pruning", "abc")
+
+
+def test_package_versions_are_the_installed_ones_and_each_call_gets_its_own_dict():
+    names = ("numpy", "torch", "no-such-package-attnpatterns")
+    got = package_versions(names)
+    assert got == {"numpy": importlib.metadata.version("numpy"), "torch": importlib.metadata.version("torch"),
+                   "no-such-package-attnpatterns": None}
+    got["numpy"] = "edited"  # a caller's edit must not reach the next manifest
+    assert package_versions(names)["numpy"] == importlib.metadata.version("numpy")
