@@ -53,7 +53,9 @@ From the grid, three image channels and a vector of scale-free profiles are comp
   so, and visible;
 - vector, optional (``band_statistics``): :data:`N_BAND_STATISTICS` counts of the guideline's staircase rule
   (:func:`band_statistics`): how many rows have their brightest cell within two and five cells of the diagonal,
-  whether that ridge moves forward from row to row, and how much of the bright weight stays near the line.
+  whether that ridge moves forward from row to row, and how much of the bright weight stays near the line;
+- vector, optional (``coarse_image``, side k): the map and row-max channels area-averaged to k x k
+  (:func:`coarse_image`), so that the tree model, which sees only the vector, knows where the mass sits.
 
 Except for the token-level, lone-column and band statistics, which are shares and fractions of the map's own size,
 and the optional size statistic, every feature is computed from the pooled grid, so none depends on the token count
@@ -95,6 +97,9 @@ class PreprocessConfig:
     #: append :func:`band_statistics`, GUIDELINE.md §8's staircase counts (off: beside the lone-column statistics they
     #: did not raise the trees' cross-validated macro-F1 on normed maps, 0.776 against 0.777; benchmarks/RESULTS.md)
     band_statistics: bool = False
+    #: side k of :func:`coarse_image`, the map and row-max channels pooled to k x k and appended to the vector so that
+    #: the tree model sees *where* the mass sits (two diagonal squares of a block, a column in mid-map); 0 = off
+    coarse_image: int = 0
 
     def __post_init__(self) -> None:
         if self.grid < 8:
@@ -103,6 +108,8 @@ class PreprocessConfig:
             raise ValueError(f"contrast must be positive, got {self.contrast}")
         if self.min_tokens < 1:
             raise ValueError(f"min_tokens must be at least 1, got {self.min_tokens}")
+        if not 0 <= self.coarse_image <= self.grid:
+            raise ValueError(f"coarse_image must be between 0 (off) and the grid ({self.grid}), got {self.coarse_image}")
 
     @property
     def n_channels(self) -> int:
@@ -113,7 +120,7 @@ class PreprocessConfig:
         return ((2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
                 + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0) + int(self.size_statistic)
                 + (N_LONE_COLUMN_STATISTICS if self.lone_column_statistics else 0)
-                + (N_BAND_STATISTICS if self.band_statistics else 0))
+                + (N_BAND_STATISTICS if self.band_statistics else 0) + 2 * self.coarse_image ** 2)
 
     def to_dict(self) -> dict:
         return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
@@ -121,7 +128,7 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
         keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics", "size_statistic",
-                "lone_column_statistics", "band_statistics")
+                "lone_column_statistics", "band_statistics", "coarse_image")
         # a checkpoint saved before coverage statistics existed was trained without them
         return cls(**{"coverage_statistics": False, **{k: data[k] for k in keys if k in data}})
 
@@ -438,6 +445,14 @@ def size_statistic(x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0], 1), value, dtype=x.dtype, device=x.device)
 
 
+def coarse_image(base: torch.Tensor, row_max: torch.Tensor, k: int) -> torch.Tensor:
+    """The pooled map and row-max channels (B, G, G) each, area-averaged to k x k and each divided by its own
+    maximum, flattened row by row: (B, 2 k²), the map's cells first. The other vector features are profiles and
+    counts that forget where along the rows and columns the mass sits; these do not."""
+    small = F.adaptive_avg_pool2d(torch.stack([base, row_max], dim=1), k)  # (B, 2, k, k)
+    return _max_normalise(small, (2, 3)).reshape(base.shape[0], 2 * k * k)
+
+
 def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) -> Features:
     """Step 4 and the feature channels for a batch of prepared maps of one size, ``maps`` (B, T, T).
 
@@ -475,6 +490,8 @@ def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) 
         parts.append(lone_column_statistics(x))  # (B, N_LONE_COLUMN_STATISTICS)
     if config.band_statistics:
         parts.append(band_statistics(x))  # (B, N_BAND_STATISTICS)
+    if config.coarse_image:
+        parts.append(coarse_image(base, row_max, config.coarse_image))  # (B, 2 k²)
     vectors = torch.cat(parts, dim=1)  # (B, n_vector)
     return Features(images.contiguous(), vectors.contiguous())
 

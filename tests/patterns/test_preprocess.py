@@ -313,3 +313,46 @@ def test_band_statistics_tell_a_staircase_from_scattered_hot_spots():
     assert s[1] == 1.0 and s[2] > 0.9 and s[3] == 1.0  # every ridge cell near the line, moving forward
     assert h[1] < 0.6 and h[2] < 0.3 and h[3] < 0.6
     assert PreprocessConfig(band_statistics=True).n_vector == PreprocessConfig().n_vector + 4
+
+
+def _coarse_by_hand(image: np.ndarray, k: int) -> list[float]:
+    """One G x G channel area-averaged to k x k with explicit cell loops (cell i spans rows floor(i G / k) to
+    ceil((i + 1) G / k), as adaptive average pooling does), divided by its largest cell, row by row."""
+    g = image.shape[0]
+    out = np.zeros((k, k))
+    for i in range(k):
+        r0, r1 = (i * g) // k, -((-(i + 1) * g) // k)
+        for j in range(k):
+            c0, c1 = (j * g) // k, -((-(j + 1) * g) // k)
+            out[i, j] = image[r0:r1, c0:c1].mean()
+    return list((out / out.max()).ravel())
+
+
+@pytest.mark.parametrize("grid,k", [(32, 8), (10, 4), (12, 12)])
+def test_coarse_image_is_the_pooled_channels_in_k_by_k_cells(grid, k):
+    rng = np.random.default_rng(k)
+    arrays = [rng.random((t, t)) ** 4 + 0.001 for t in (6, 23, 41)]
+    config = PreprocessConfig(grid=grid, coarse_image=k)
+    feats = preprocess_maps(arrays, config)
+    assert config.n_vector == PreprocessConfig(grid=grid).n_vector + 2 * k * k
+    for b in range(len(arrays)):
+        images = feats.images[b].double().numpy()  # channel 0: the pooled map, 1: its row-max version
+        want = _coarse_by_hand(images[0], k) + _coarse_by_hand(images[1], k)
+        np.testing.assert_allclose(feats.vectors[b, -2 * k * k :].double().numpy(), want, rtol=1e-5, atol=1e-6)
+    plain = preprocess_maps(arrays, PreprocessConfig(grid=grid))
+    assert torch.equal(feats.vectors[:, : -2 * k * k], plain.vectors) and torch.equal(feats.images, plain.images)
+    assert PreprocessConfig.from_dict(config.to_dict()) == config
+    assert PreprocessConfig.from_dict(PreprocessConfig(grid=grid).to_dict()).coarse_image == 0
+
+
+def test_coarse_image_shows_where_a_block_sits():
+    """A block's two diagonal squares light the coarse image's diagonal cells and leave the other two dark: where
+    the mass sits, which the sorted column profile does not keep."""
+    t = 16
+    block = np.full((t, t), 0.01)
+    block[:8, :8] = block[8:, 8:] = 1.0
+    feats = preprocess_maps([block], PreprocessConfig(coarse_image=2))
+    cells = feats.vectors[0, -8:-4].numpy()  # the map channel's 2 x 2 cells, row by row
+    assert cells[0] == cells[3] == 1.0 and cells[1] < 0.05 and cells[2] < 0.05
+    with pytest.raises(ValueError, match="coarse_image"):
+        PreprocessConfig(grid=16, coarse_image=17)
