@@ -109,7 +109,9 @@ class PreprocessConfig:
         if self.min_tokens < 1:
             raise ValueError(f"min_tokens must be at least 1, got {self.min_tokens}")
         if not 0 <= self.coarse_image <= self.grid:
-            raise ValueError(f"coarse_image must be between 0 (off) and the grid ({self.grid}), got {self.coarse_image}")
+            raise ValueError(
+                f"coarse_image must be between 0 (off) and the grid ({self.grid}), got {self.coarse_image}"
+            )
 
     @property
     def n_channels(self) -> int:
