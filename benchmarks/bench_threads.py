@@ -27,8 +27,8 @@ from timing import background_load, machine_load  # noqa: E402
 SETTINGS = {
     "default (300,000)": {},
     "GOMP_SPINCOUNT=100000": {"GOMP_SPINCOUNT": "100000"},
-    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
-    "GOMP_SPINCOUNT=1000 (the CLI's)": {"GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=10000 (the CLI's)": {"GOMP_SPINCOUNT": "10000"},
+    "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
 }
 
