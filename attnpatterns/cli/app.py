@@ -15,9 +15,10 @@ import typer
 #: command imports torch, unless the user set it or a wait policy. GNU OpenMP spins 300,000 iterations by default:
 #: when another job shares the cores, the threads of each parallel region then wait on a peer that is not running,
 #: and every op crawls (beside a 2-thread job the default pipeline run took 363.5 s with the code of 3cb428e, which
-#: set nothing, and 197.7 s with main at 1,000). Too short a spin costs the idle case instead: the threads sleep between ops and must be woken. The
-#: default pipeline run on 2 cores (benchmarks/RESULTS.md, "Main job", session 13): 10,000 took 109.1 and 107.4 s
-#: idle, 236.3 and 224.1 s beside a 2-thread job; 1,000 took 117.0 and 117.5 s idle, 205.2 and 202.5 s loaded.
+#: set nothing, and 197.7 s with main at 1,000). Too short a spin costs the idle case instead: the threads sleep
+#: between ops and must be woken. The default pipeline run on 2 cores (benchmarks/RESULTS.md, "Main job", session
+#: 13): 10,000 took 109.1 and 107.4 s idle, 236.3 and 224.1 s beside a 2-thread job; 1,000 took 117.0 and 117.5 s
+#: idle, 205.2 and 202.5 s loaded.
 #: It changes no result: the number of threads and how work is split among them stay the same.
 GOMP_SPINCOUNT = "10000"
 if "OMP_WAIT_POLICY" not in os.environ:  # an explicit wait policy is the user's choice: leave it alone
