@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import background_load, machine_load  # noqa: E402
+from timing import background_load, env_without_spin_settings, machine_load  # noqa: E402
 
 SETTINGS = {
     "default (300,000)": {},
@@ -65,9 +65,8 @@ def step_child() -> None:
 
 
 def measure(env: dict) -> float:
-    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, __file__, "--child"], env={**clean, **env}, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--child"], env={**env_without_spin_settings(), **env},
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
 
 

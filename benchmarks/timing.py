@@ -84,6 +84,15 @@ def machine_load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
+#: The environment variables that set how long OpenMP's threads spin (the CLI sets one; bench_threads.py varies them).
+SPIN_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+
+
+def env_without_spin_settings() -> dict[str, str]:
+    """This process's environment without :data:`SPIN_SETTINGS`, for a child that should get OpenMP's defaults."""
+    return {k: v for k, v in os.environ.items() if k not in SPIN_SETTINGS}
+
+
 @contextlib.contextmanager
 def background_load(active: bool = True) -> Iterator[None]:
     """Run :data:`LOAD_JOB` beside the block (nothing when not ``active``), and stop it afterwards."""
@@ -91,8 +100,7 @@ def background_load(active: bool = True) -> Iterator[None]:
         yield
         return
     # the other job keeps OpenMP's own defaults, whatever spin setting the measured runs are given
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    job = subprocess.Popen([sys.executable, "-c", LOAD_JOB], env=env)
+    job = subprocess.Popen([sys.executable, "-c", LOAD_JOB], env=env_without_spin_settings())
     try:
         time.sleep(3)  # let the load job start its threads
         yield
