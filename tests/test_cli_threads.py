@@ -25,10 +25,15 @@ import torch
 """
 
 
+def _python(code: str, *args: str, drop, env: dict) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with this environment less the variables ``drop`` says to, plus ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not drop(k)}
+    return subprocess.run([sys.executable, "-c", code, *args], env={**clean, **env}, capture_output=True, text=True,
+                          check=True)
+
+
 def _spin_at_torch_import(**env) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", SPY], env={**clean, **env}, capture_output=True, text=True,
-                         check=True)
+    out = _python(SPY, drop=lambda k: k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"), env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("at torch import:")]
     assert len(lines) == 1, out.stdout + out.stderr
     return lines[0].split(":", 1)[1].strip()
@@ -70,9 +75,7 @@ print(mapped >= 24 * 2**20, libc.mallinfo2().arena >= 24 * 2**20)  # mapped alon
 
 
 def _malloc_probe(mode: str, **env) -> str:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", MALLOC_PROBE, mode], env={**clean, **env}, capture_output=True,
-                         text=True, check=True)
+    out = _python(MALLOC_PROBE, mode, drop=lambda k: k.startswith("MALLOC_") or k == "GLIBC_TUNABLES", env=env)
     return out.stdout.strip()
 
 
