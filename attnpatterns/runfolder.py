@@ -31,6 +31,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 MANIFEST_FILE = "manifest.json"
 #: Marker of a finished step inside a multi-step job's folder (its fingerprint and inputs).
@@ -59,24 +60,34 @@ class RunExistsError(FileExistsError):
 
 
 # -- atomic writes -------------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``.
+T = TypeVar("T")
 
-    Readers see the old file or the new one, never a part of either, however the writer dies.
+
+def atomic_write_file(path: str | Path, write: Callable[[Path], T]) -> T:
+    """Have ``write(tmp)`` write a temporary file in ``path``'s folder, then fsync it and ``os.replace`` it onto
+    ``path``; returns what ``write`` returned.
+
+    Readers see the old file or the new one, never a part of either, however the writer dies; if ``write`` or the
+    replace fails, the temporary file is removed and ``path`` is untouched. ``write`` may replace the file it is
+    given (e.g. a library's ``save_file(obj, tmp)``) and may read it back before returning (e.g. to hash it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; these are ordinary, shared data files
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        result = write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary, shared data files
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -86,6 +97,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
         pass
+    return result
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (:func:`atomic_write_file`)."""
+    atomic_write_file(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -188,7 +205,7 @@ def _article(word: str) -> str:
 
 
 def _is_temporary(path: Path) -> bool:
-    """A temporary file of :func:`atomic_write_bytes` (``.<name>.<random>.tmp``), left by a kill mid-write."""
+    """A temporary file of :func:`atomic_write_file` (``.<name>.<random>.tmp``), left by a kill mid-write."""
     return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp")
 
 

@@ -11,6 +11,7 @@ import pytest
 from attnpatterns import runfolder
 from attnpatterns.runfolder import (
     RunExistsError,
+    atomic_write_file,
     check_output_folder,
     file_sha256,
     fingerprint,
@@ -124,6 +125,29 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
         write_json(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
+
+
+def test_atomic_write_file_hands_back_what_the_writer_returns_and_cleans_up_when_it_fails(tmp_path):
+    import stat
+
+    path = tmp_path / "shard.bin"
+
+    def write(tmp):  # the way a library's save_file(obj, tmp) replaces the file it is given
+        tmp.unlink()
+        tmp.write_bytes(b"new bytes")
+        return tmp.read_bytes()[:3]
+
+    assert atomic_write_file(path, write) == b"new"
+    assert path.read_bytes() == b"new bytes" and stat.S_IMODE(path.stat().st_mode) == 0o644
+
+    def fails(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_file(path, fails)
+    assert path.read_bytes() == b"new bytes"
+    assert [p.name for p in tmp_path.iterdir()] == ["shard.bin"]  # the half-written temporary file is gone
 
 
 def test_fingerprint_ignores_key_order():

@@ -26,7 +26,6 @@ before checksums existed have lines without them: their shards are checked by pa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -39,7 +38,7 @@ import numpy as np
 
 from attnpatterns.constants import LAYER_HEAD, LAYER_KINDS, MANIFEST_FILE
 from attnpatterns.runfolder import (
-    atomic_write_bytes,
+    atomic_write_file,
     atomic_write_text,
     file_sha256,
     read_json,
@@ -152,10 +151,10 @@ def read_examples_file(path: Path) -> list[dict]:
 class ShardWriter:
     """Buffers finished examples and writes them as one safetensors shard plus index lines per flush.
 
-    With ``background=True`` a flush hands the shard to a writer thread (serialisation, sha256, the atomic write
-    and its fsync, then the index lines) and returns at once, so the next chunk's forward pass runs meanwhile. At
-    most one shard is in flight: a flush first waits for the previous one, so memory holds at most the shard
-    being written and the one being filled. An error in the writer thread is raised in the caller's thread by the
+    With ``background=True`` a flush hands the shard to a writer thread (the atomic write of the safetensors
+    file, its sha256 and fsync, then the index lines) and returns at once, so the next chunk's forward pass runs
+    meanwhile. At most one shard is in flight: a flush first waits for the previous one, so memory holds at most the
+    shard being written and the one being filled. An error in the writer thread is raised in the caller's thread by the
     next :meth:`flush`, by :meth:`wait` or by :meth:`close`. Shards and their index lines are written by one thread,
     in order, exactly as without ``background``: a kill leaves the same resumable states (see the module docstring).
 
@@ -165,9 +164,9 @@ class ShardWriter:
     """
 
     def __init__(self, root: Path, dtype: str, start_index: int, background: bool = False):
-        from safetensors.numpy import save  # imported here: only writers need it
+        from safetensors.numpy import save_file  # imported here: only writers need it
 
-        self._serialize = save
+        self._save_file = save_file
         self.root = root
         self.dtype = np.float16 if dtype == "float16" else np.float32
         self.next_index = start_index
@@ -238,13 +237,18 @@ class ShardWriter:
             self._error = err
 
     def _write(self, name: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
-        # Serialized in memory so that the checksum is that of exactly the bytes written (the shard's tensors and
-        # its bytes are both held for a moment); the index lines that carry it are appended only once the shard
-        # is durably in place.
-        data = self._serialize(tensors)
-        tensors.clear()  # the writer's own dict: free the arrays while the bytes are written
-        atomic_write_bytes(self.root / MAPS_DIR / name, data)
-        shard = {"shard": name, "shard_sha256": hashlib.sha256(data).hexdigest(), "shard_bytes": len(data)}
+        # safetensors writes the file straight from the arrays' memory, with Python's lock released (its
+        # in-memory ``save`` builds the whole shard as one bytes object, a second copy made while holding the lock,
+        # which stalls the forward pass in the other thread); the sha256 is then taken of the file as read back,
+        # i.e. of exactly the bytes ``verify`` will hash. The index lines that carry it are appended only once the
+        # shard is durably in place.
+        def write(tmp: Path) -> tuple[str, int]:
+            self._save_file(tensors, str(tmp))
+            tensors.clear()  # the writer's own dict: free the arrays once they are in the file
+            return file_sha256(tmp), tmp.stat().st_size
+
+        sha256, size = atomic_write_file(self.root / MAPS_DIR / name, write)
+        shard = {"shard": name, "shard_sha256": sha256, "shard_bytes": size}
         lines = "".join(json.dumps({**r, **shard}, ensure_ascii=False) + "\n" for r in records)
         with open(self.root / EXAMPLES_FILE, "a", encoding="utf-8") as handle:
             handle.write(lines)

@@ -30,22 +30,22 @@ def _files(root):
 
 
 def _failing_after(n_ok, real):
-    """An atomic_write_bytes that writes ``n_ok`` shards and then fails, as a full disk would."""
+    """An atomic_write_file that writes ``n_ok`` shards and then fails, as a full disk would."""
     calls = []
 
-    def write(path, data):
+    def write(path, writer):
         if path.parent.name == MAPS_DIR:
             calls.append(path.name)
             if len(calls) > n_ok:
                 raise OSError(28, "No space left on device")
-        real(path, data)
+        return real(path, writer)
 
     return write
 
 
 def test_an_error_in_the_writer_thread_is_raised_by_extract_maps(tiny, tmp_path, monkeypatch):
     reference = _files(extract_maps(tiny, _examples(), tmp_path / "ref", CONFIG).root)
-    monkeypatch.setattr(store, "atomic_write_bytes", _failing_after(1, store.atomic_write_bytes))
+    monkeypatch.setattr(store, "atomic_write_file", _failing_after(1, store.atomic_write_file))
     out = tmp_path / "run"
     with pytest.raises(OSError, match="No space left"):
         extract_maps(tiny, _examples(), out, CONFIG)
@@ -86,7 +86,7 @@ def _maps(value):
 
 
 def test_shard_writer_raises_the_threads_error_on_the_next_flush_and_on_close(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "atomic_write_bytes", _failing_after(0, store.atomic_write_bytes))
+    monkeypatch.setattr(store, "atomic_write_file", _failing_after(0, store.atomic_write_file))
     writer = ShardWriter(tmp_path, "float16", 0, background=True)
     writer.add({"example_id": "a"}, _maps(1))
     writer.flush()  # returns: the error happens in the thread
@@ -102,13 +102,13 @@ def test_shard_writer_raises_the_threads_error_on_the_next_flush_and_on_close(tm
 
 def test_shard_writer_finishes_the_shard_in_flight_when_the_caller_fails(tmp_path, monkeypatch):
     release = threading.Event()
-    real = store.atomic_write_bytes
+    real = store.atomic_write_file
 
-    def slow(path, data):
+    def slow(path, writer):
         release.wait(5)
-        real(path, data)
+        return real(path, writer)
 
-    monkeypatch.setattr(store, "atomic_write_bytes", slow)
+    monkeypatch.setattr(store, "atomic_write_file", slow)
     with pytest.raises(KeyboardInterrupt), ShardWriter(tmp_path, "float16", 0, background=True) as writer:
         writer.add({"example_id": "a"}, _maps(1))
         writer.flush()
@@ -139,10 +139,10 @@ def test_shard_writer_keeps_the_callers_error_when_the_writer_fails_too(tmp_path
     """Both fail: the caller's exception propagates (not the writer's), with the writer's named beside it where
     Python supports exception notes."""
 
-    def full_disk(path, data):
+    def full_disk(path, writer):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(store, "atomic_write_file", full_disk)
     with pytest.raises(KeyError) as info, ShardWriter(tmp_path, "float16", 0, background=True) as writer:
         writer.add({"example_id": "a"}, _maps(1))
         writer.flush()
@@ -150,3 +150,33 @@ def test_shard_writer_keeps_the_callers_error_when_the_writer_fails_too(tmp_path
     if hasattr(info.value, "add_note"):
         assert any("No space left on device" in note for note in info.value.__notes__)
     assert not (tmp_path / EXAMPLES_FILE).exists()
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_shard_is_the_safetensors_serialisation_of_its_maps_with_its_sha256_recorded(tmp_path, background):
+    """The shard on disk is byte for byte what safetensors' in-memory ``save`` makes of the same tensors (the
+    writer streams it to the file instead), and its index lines record that file's sha256 and size."""
+    import hashlib
+    import stat
+
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(0)
+    examples = [{("raw", 0): rng.random((2, 4, 4)), ("normed", 0): rng.random((2, 4, 4)),
+                 ("raw", 1): rng.random((3, 4, 4)), ("normed", 1): rng.random((3, 4, 4))},
+                {("raw", 0): rng.random((2, 6, 6)), ("normed", 0): rng.random((2, 6, 6)),
+                 ("raw", 1): rng.random((3, 6, 6)), ("normed", 1): rng.random((3, 6, 6))}]
+    with ShardWriter(tmp_path, "float16", 3, background=background) as writer:
+        for i, maps in enumerate(examples):
+            writer.add({"example_id": f"e{i}"}, maps)
+    expected = save({f"{row}/{kind}/{layer}": arr.astype(np.float16)
+                     for row, maps in enumerate(examples) for (kind, layer), arr in maps.items()})
+    files = sorted((tmp_path / MAPS_DIR).iterdir())
+    assert [p.name for p in files] == ["shard-00003.safetensors"]  # no temporary file left beside it
+    data = files[0].read_bytes()
+    assert data == expected
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o644
+    lines = [json.loads(x) for x in (tmp_path / EXAMPLES_FILE).read_text().splitlines()]
+    assert [(d["example_id"], d["row"], d["shard"]) for d in lines] == [("e0", 0, files[0].name),
+                                                                        ("e1", 1, files[0].name)]
+    assert {(d["shard_sha256"], d["shard_bytes"]) for d in lines} == {(hashlib.sha256(data).hexdigest(), len(data))}
