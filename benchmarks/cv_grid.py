@@ -59,7 +59,7 @@ def main() -> None:
     groups = length_groups(list(data.names), token_counts(args.corpus))
     groups.pop("round-6 texts", None)  # the two length groups say more
     y = np.asarray(data.y)
-    feats = preprocess_maps(data.arrays, preprocess, names=data.names)
+    feats = preprocess_maps(data.arrays, preprocess, names=data.names, segments=data.segments)
     print(f"{args.kind} maps, grid {args.grid}{', size statistic' if args.size_statistic else ''}, "
           f"{model.forest_method}, {len(y)} maps")
     for r in range(args.repeats):

@@ -54,7 +54,7 @@ def main() -> None:
     for name, path in (("before", args.before), ("after", args.after)):
         classifier = load_checkpoint(path)
         classifier.check_kind(args.kind, where=str(args.data))
-        preds[name] = classifier.predict_proba(data.arrays, names=data.names).argmax(axis=1)
+        preds[name] = classifier.predict_proba(data.arrays, names=data.names, segments=data.segments).argmax(axis=1)
         print(f"{name}: {path} (grid {classifier.preprocess.grid}): κ {cohen_kappa_score(data.y, preds[name]):.3f}, "
               f"macro-F1 {f1_score(data.y, preds[name], average='macro'):.3f}")
     changed = int((preds["before"] != preds["after"]).sum())

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         maps = [m for m in load_corpus(**kw) if in_round(m.map_id)]
         if not maps:
             raise SystemExit(f"no labelled {args.kind} map among {what}")
-        predicted = load_checkpoint(args.checkpoint, kind=args.kind).predict([m.array for m in maps], kind=args.kind)
+        predicted = load_checkpoint(args.checkpoint, kind=args.kind).predict(
+            [m.array for m in maps], kind=args.kind, segments=[m.segment_ids for m in maps])
         print(f"{args.checkpoint} on {what}: {scores([m.label for m in maps], predicted)}")
 
 

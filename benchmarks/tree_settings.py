@@ -73,7 +73,7 @@ def main() -> None:
 
     data = load_labeled("annotations", "auto", args.kind, DEFAULT_LABEL_MAP)
     preprocess = default_preprocess(args.kind)
-    x = preprocess_maps(data.arrays, preprocess, names=data.names).vectors.numpy()
+    x = preprocess_maps(data.arrays, preprocess, names=data.names, segments=data.segments).vectors.numpy()
     y = np.asarray(data.y)
     copies = augmented_views(data, preprocess, 1, 0)[0].vectors.numpy() if "augmented" in names else None
     resized = augmented_views(data, preprocess, 1, 12345)[0].vectors.numpy() if args.agreement else None

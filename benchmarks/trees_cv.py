@@ -73,7 +73,8 @@ def main() -> None:
     for name, preprocess, boost in settings:
         start = time.perf_counter()
         if preprocess not in vectors:
-            vectors[preprocess] = preprocess_maps(data.arrays, preprocess, names=data.names).vectors.numpy()
+            vectors[preprocess] = preprocess_maps(data.arrays, preprocess, names=data.names,
+                                                  segments=data.segments).vectors.numpy()
         x = vectors[preprocess]
         scores = []
         for split in range(args.splits):

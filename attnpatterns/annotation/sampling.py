@@ -259,7 +259,7 @@ def _least_certain(run, examples: list, kind: str, pattern: str, n: int, taken: 
     for start in range(0, len(keys), batch_size):
         part = keys[start : start + batch_size]
         probs = classifier.predict_proba([run.get_map(ex.example_id, layer, head, kind) for ex, layer, head in part],
-                                         kind=kind)
+                                         kind=kind, segments=[ex.segment_ids for ex, _, _ in part])
         order = np.argsort(-probs, axis=1, kind="stable")[:, :2]
         for (ex, layer, head), p, (first, second) in zip(part, probs, order):
             top2 = (labels[first], labels[second])

@@ -72,8 +72,16 @@ class PatternClassifier:
                 f"use a {kind} checkpoint (the shipped default for {kind} is used when no checkpoint is given)"
             )
 
-    def features(self, maps: Sequence, names: Sequence[str] | None = None, batch_size: int = 256) -> Features:
-        return preprocess_maps(maps, self.preprocess, names=names, device=self.device, batch_size=batch_size)
+    def features(
+        self,
+        maps: Sequence,
+        names: Sequence[str] | None = None,
+        batch_size: int = 256,
+        segments: Sequence | None = None,
+    ) -> Features:
+        """The maps' classifier inputs; ``segments`` (segment ids per map) matter when the preprocessing reads them."""
+        return preprocess_maps(maps, self.preprocess, names=names, device=self.device, batch_size=batch_size,
+                               segments=segments)
 
     @property
     def forest_weight(self) -> float:
@@ -109,12 +117,22 @@ class PatternClassifier:
         kind: str | None = None,
         names: Sequence[str] | None = None,
         batch_size: int = 256,
+        segments: Sequence | None = None,
     ) -> np.ndarray:
-        """Probabilities (N, 5) over :data:`PATTERN_TYPES` for maps of any sizes; checks ``kind`` when given."""
+        """Probabilities (N, 5) over :data:`PATTERN_TYPES` for maps of any sizes; checks ``kind`` when given.
+        ``segments``: each map's segment ids (None where unknown), read when :attr:`reads_segments`."""
         self.check_kind(kind)
-        return self.predict_features(self.features(maps, names, batch_size), batch_size)
+        return self.predict_features(self.features(maps, names, batch_size, segments), batch_size)
 
-    def predict(self, maps: Sequence, kind: str | None = None, batch_size: int = 256) -> list[str]:
+    @property
+    def reads_segments(self) -> bool:
+        """Whether the classifier's inputs include the maps' segment ids (sentence pairs); without them every map
+        counts as a single sentence."""
+        return self.preprocess.segment_statistics
+
+    def predict(
+        self, maps: Sequence, kind: str | None = None, batch_size: int = 256, segments: Sequence | None = None
+    ) -> list[str]:
         """The most probable pattern type of each map."""
-        probs = self.predict_proba(maps, kind=kind, batch_size=batch_size)
+        probs = self.predict_proba(maps, kind=kind, batch_size=batch_size, segments=segments)
         return [self.label_names[i] for i in probs.argmax(axis=1)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,7 @@ def classify_run(
                 [r.array for r in buffer],
                 names=[f"{r.example_id} L{r.layer} H{r.head} {kind}" for r in buffer],
                 batch_size=batch_size,
+                segments=[r.segment_ids for r in buffer],
             )
             frames.append(
                 _rows([r.example_id for r in buffer], [r.layer for r in buffer], [r.head for r in buffer], kind, probs)
@@ -282,9 +284,17 @@ def classify_maps(
 
     Layer and head are read from each name with ``name_pattern`` (named groups ``example``, ``layer``, ``head``;
     the default reads ``ex12_L3_H7``); names that do not match keep the whole name as example id and -1 for both.
+    Loose maps carry no segment ids: a classifier that reads them (:attr:`PatternClassifier.reads_segments`) counts
+    every map as a single sentence, and a warning says so.
     """
     if len(names) != len(arrays):
         raise ValueError("names and arrays must have the same length")
+    if classifier.reads_segments:
+        warnings.warn(
+            "this classifier reads the maps' segment ids to see sentence pairs, and loose maps carry none: every map "
+            "is read as a single sentence. Classify the extraction run folder instead to use them.",
+            stacklevel=2,
+        )
     check_name_pattern(name_pattern)
     parsed = [parse_map_name(n, name_pattern) for n in names]
     frames = []

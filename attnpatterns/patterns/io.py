@@ -42,7 +42,8 @@ class DataError(ValueError):
 
 @dataclass
 class LabeledSet:
-    """Maps with pattern-type labels. ``labels`` are values of :data:`PATTERN_TYPES`."""
+    """Maps with pattern-type labels. ``labels`` are values of :data:`PATTERN_TYPES`. ``segments``, when the source
+    has them (the annotated corpus does; loose ``.npy`` maps do not), holds each map's segment ids."""
 
     names: list[str]
     arrays: list[np.ndarray]
@@ -51,11 +52,14 @@ class LabeledSet:
     kind: str | None = None
     source: str = ""
     meta: dict = field(default_factory=dict)
+    segments: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
         if not (len(self.arrays) == len(self.labels) == len(self.groups) == n):
             raise DataError("names, arrays, labels and groups must have the same length")
+        if self.segments is not None and len(self.segments) != n:
+            raise DataError("segments must hold one list of segment ids per map")
         bad = sorted({lab for lab in self.labels if lab not in PATTERN_TYPES})
         if bad:
             raise DataError(f"labels {bad} are not pattern types ({', '.join(PATTERN_TYPES)})")
@@ -87,6 +91,7 @@ class LabeledSet:
             self.kind,
             self.source,
             dict(self.meta),
+            None if self.segments is None else [self.segments[i] for i in idx],
         )
 
     def data_hash(self) -> str:
@@ -282,6 +287,7 @@ def read_corpus(
         groups=[m.group for m in maps],
         kind=kind or kinds[0],
         source=str(path) if path is not None else "annotations/ (the project corpus)",
+        segments=[list(m.segment_ids) for m in maps],
     )
 
 

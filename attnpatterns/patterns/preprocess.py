@@ -55,11 +55,16 @@ From the grid, three image channels and a vector of scale-free profiles are comp
   (:func:`band_statistics`): how many rows have their brightest cell within two and five cells of the diagonal,
   whether that ridge moves forward from row to row, and how much of the bright weight stays near the line;
 - vector, optional (``coarse_image``, side k): the map and row-max channels area-averaged to k x k
-  (:func:`coarse_image`), so that the tree model, which sees only the vector, knows where the mass sits.
+  (:func:`coarse_image`), so that the tree model, which sees only the vector, knows where the mass sits;
+- vector, optional (``segment_statistics``): :data:`N_SEGMENT_STATISTICS` values from the map *and its segment ids*
+  (:func:`segment_statistics`): whether it is a sentence pair and how much of the weight on content tokens stays
+  inside the query's own sentence, against what a uniform map would keep there: the guideline's sentence squares
+  (§2, ``block``), which an annotator sees from the dashed line between the sentences. Maps given without segment
+  ids count as single sentences.
 
-Except for the token-level, lone-column and band statistics, which are shares and fractions of the map's own size,
-and the optional size statistic, every feature is computed from the pooled grid, so none depends on the token count
-directly.
+Except for the token-level, lone-column, band and segment statistics, which are shares and fractions of the map's
+own size, and the optional size statistic, every feature is computed from the pooled grid, so none depends on the
+token count directly.
 """
 
 from __future__ import annotations
@@ -100,6 +105,9 @@ class PreprocessConfig:
     #: side k of :func:`coarse_image`, the map and row-max channels pooled to k x k and appended to the vector so that
     #: the tree model sees *where* the mass sits (two diagonal squares of a block, a column in mid-map); 0 = off
     coarse_image: int = 0
+    #: append :func:`segment_statistics`, the sentence squares of a pair (needs each map's segment ids; maps given
+    #: without them count as single sentences)
+    segment_statistics: bool = False
 
     def __post_init__(self) -> None:
         if self.grid < 8:
@@ -122,7 +130,8 @@ class PreprocessConfig:
         return ((2 * self.grid - 1) + self.grid + 2 + (N_TOKEN_STATISTICS if self.token_statistics else 0)
                 + (N_COVERAGE_STATISTICS if self.coverage_statistics else 0) + int(self.size_statistic)
                 + (N_LONE_COLUMN_STATISTICS if self.lone_column_statistics else 0)
-                + (N_BAND_STATISTICS if self.band_statistics else 0) + 2 * self.coarse_image ** 2)
+                + (N_BAND_STATISTICS if self.band_statistics else 0) + 2 * self.coarse_image ** 2
+                + (N_SEGMENT_STATISTICS if self.segment_statistics else 0))
 
     def to_dict(self) -> dict:
         return {"method": "strip-zero-padding/map-max/adaptive-area-pool", **asdict(self)}
@@ -130,7 +139,7 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
         keys = ("grid", "contrast", "min_tokens", "token_statistics", "coverage_statistics", "size_statistic",
-                "lone_column_statistics", "band_statistics", "coarse_image")
+                "lone_column_statistics", "band_statistics", "coarse_image", "segment_statistics")
         # a checkpoint saved before coverage statistics existed was trained without them
         return cls(**{"coverage_statistics": False, **{k: data[k] for k in keys if k in data}})
 
@@ -447,6 +456,67 @@ def size_statistic(x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0], 1), value, dtype=x.dtype, device=x.device)
 
 
+#: Number of values returned by :func:`segment_statistics`.
+N_SEGMENT_STATISTICS = 6
+
+
+def segment_boundaries(segments: torch.Tensor) -> torch.Tensor:
+    """The positions (B, T) that are not content tokens, from the segment ids alone: the first token (``[CLS]``)
+    and the last token of every segment (its ``[SEP]``), which is how BERT-style tokenisers lay out one sentence
+    (``[CLS] A [SEP]``) and a pair (``[CLS] A [SEP] B [SEP]``)."""
+    last = torch.ones_like(segments, dtype=torch.bool)
+    last[:, :-1] = segments[:, 1:] != segments[:, :-1]
+    last[:, 0] = True
+    return last
+
+
+def segment_statistics(x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """Sentence-square statistics (B, :data:`N_SEGMENT_STATISTICS`) for maps ``x`` (B, T, T) with their segment ids
+    ``segments`` (B, T), integers (0 for sentence A, 1 for sentence B).
+
+    GUIDELINE.md §2 calls a map ``block`` when the weight stays inside square blocks on the diagonal, in a pair the
+    two sentences' squares, which the rendered map marks with a dashed line; the map alone does not say where that
+    line is. With p the map divided by its total, C the content columns (every token but the first and the last of
+    each segment, :func:`segment_boundaries`) and s(i) the segment of token i, the values are:
+
+    1. ``pair``: 1 if the map holds two segments (any id differs from the first token's), else 0;
+    2. ``within``: Σ_{i, j∈C, s(j)=s(i)} p_ij / Σ_{i, j∈C} p_ij, the share of the weight on content columns that
+       stays in the query's own segment;
+    3. ``chance``: (1/T) Σ_i |{j∈C : s(j)=s(i)}| / |C|, what ``within`` would be if every row spread its weight
+       evenly over the content columns;
+    4. ``lift``: ``within`` − ``chance``;
+    5. ``worst``: min over segments S of Σ_{i∈S, j∈C∩S} p_ij / Σ_{i∈S, j∈C} p_ij, ``within`` of the segment
+       that keeps the least (a block needs both squares);
+    6. ``share``: the fraction of the tokens outside the first token's segment.
+
+    For a single sentence (one segment) or a pair without content tokens, values 2–6 are −1. A row set with no
+    weight on content columns counts as keeping none of it.
+    """
+    b, t, _ = x.shape
+    seg = segments.to(device=x.device, dtype=torch.long)
+    p = x / x.sum(dim=(1, 2), keepdim=True).clamp_min(_EPS)
+    content = (~segment_boundaries(seg)).to(x.dtype)  # (B, T) columns that count
+    same = (seg[:, :, None] == seg[:, None, :]).to(x.dtype)  # (B, T, T)
+    on_content = p * content[:, None, :]  # (B, T, T)
+    row_total = on_content.sum(dim=2)  # (B, T) each row's weight on content columns
+    row_within = (on_content * same).sum(dim=2)  # (B, T) ... of it in the row's own segment
+    within = row_within.sum(dim=1) / row_total.sum(dim=1).clamp_min(_EPS)
+    n_content = content.sum(dim=1)  # (B,)
+    chance = (same * content[:, None, :]).sum(dim=2).mean(dim=1) / n_content.clamp_min(1)
+    worst = torch.full((b,), float("inf"), dtype=x.dtype, device=x.device)
+    for value in torch.unique(seg).tolist():
+        rows = (seg == value).to(x.dtype)  # (B, T)
+        present = rows.sum(dim=1) > 0
+        kept = (row_within * rows).sum(dim=1) / (row_total * rows).sum(dim=1).clamp_min(_EPS)
+        worst = torch.where(present, torch.minimum(worst, kept), worst)
+    pair = (seg != seg[:, :1]).any(dim=1)
+    share = (seg != seg[:, :1]).to(x.dtype).mean(dim=1)
+    stats = torch.stack([within, chance, within - chance, worst, share], dim=1)
+    usable = (pair & (n_content > 0))[:, None]
+    stats = torch.where(usable, stats, torch.full_like(stats, -1.0))
+    return torch.cat([pair.to(x.dtype)[:, None], stats], dim=1)
+
+
 def coarse_image(base: torch.Tensor, row_max: torch.Tensor, k: int) -> torch.Tensor:
     """The pooled map and row-max channels (B, G, G) each, area-averaged to k x k and each divided by its own
     maximum, flattened row by row: (B, 2 k²), the map's cells first. The other vector features are profiles and
@@ -455,11 +525,14 @@ def coarse_image(base: torch.Tensor, row_max: torch.Tensor, k: int) -> torch.Ten
     return _max_normalise(small, (2, 3)).reshape(base.shape[0], 2 * k * k)
 
 
-def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) -> Features:
+def features(
+    maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig(), segments: torch.Tensor | None = None
+) -> Features:
     """Step 4 and the feature channels for a batch of prepared maps of one size, ``maps`` (B, T, T).
 
     ``maps`` must already have been through :func:`prepare_map` (or at least be non-negative with a positive
-    maximum). Runs on the device of ``maps``.
+    maximum). ``segments`` (B, T), the maps' segment ids, feed :func:`segment_statistics` when the config asks for
+    them; None counts every map as a single sentence. Runs on the device of ``maps``.
     """
     if maps.ndim != 3 or maps.shape[1] != maps.shape[2]:
         raise MapError(f"expected a batch of square maps (B, T, T), got shape {tuple(maps.shape)}")
@@ -494,8 +567,32 @@ def features(maps: torch.Tensor, config: PreprocessConfig = PreprocessConfig()) 
         parts.append(band_statistics(x))  # (B, N_BAND_STATISTICS)
     if config.coarse_image:
         parts.append(coarse_image(base, row_max, config.coarse_image))  # (B, 2 k²)
+    if config.segment_statistics:
+        if segments is None:
+            segments = torch.zeros(maps.shape[:2], dtype=torch.long, device=maps.device)
+        parts.append(segment_statistics(x, segments))  # (B, N_SEGMENT_STATISTICS)
     vectors = torch.cat(parts, dim=1)  # (B, n_vector)
     return Features(images.contiguous(), vectors.contiguous())
+
+
+def _segments_of(maps: Sequence, segments: Sequence | None, names: Sequence[str] | None, sizes: list[int]):
+    """Each map's segment ids cropped to its prepared size, as int64 arrays (None: none given, a single sentence)."""
+    if segments is None:
+        return [None] * len(maps)
+    if len(segments) != len(maps):
+        raise MapError(f"{len(segments)} segment-id lists for {len(maps)} maps; give one per map (or None)")
+    out = []
+    for i, (arr, seg, size) in enumerate(zip(maps, segments, sizes)):
+        if seg is None:
+            out.append(None)
+            continue
+        seg = np.asarray(seg, dtype=np.int64).reshape(-1)
+        full = np.asarray(arr).shape[0]
+        if seg.shape[0] != full:
+            where = f"map {names[i]!r}" if names is not None else f"map {i}"
+            raise MapError(f"{where} has {full} tokens but {seg.shape[0]} segment ids; give one id per token")
+        out.append(seg[:size])  # zero padding stripped from the map: its ids go too
+    return out
 
 
 def preprocess_maps(
@@ -504,27 +601,34 @@ def preprocess_maps(
     names: Sequence[str] | None = None,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
+    segments: Sequence | None = None,
 ) -> Features:
     """Validate, prepare and featurise maps of any sizes; the result keeps the input order.
 
     Maps are grouped by their (unpadded) size so that each group is featurised as one batch on ``device``.
+    ``segments``, one list of segment ids per map (or None for a map without them), is read only when ``config``
+    asks for :func:`segment_statistics`; maps without segment ids count as single sentences.
     """
     if len(maps) == 0:
         raise MapError("no maps to preprocess")
     prepared = [prepare_map(m, None if names is None else names[i], config) for i, m in enumerate(maps)]
+    seg = _segments_of(maps, segments if config.segment_statistics else None, names, [a.shape[0] for a in prepared])
     by_size: dict[int, list[int]] = {}
     for index, arr in enumerate(prepared):
         by_size.setdefault(arr.shape[0], []).append(index)
     g, n_vec = config.grid, config.n_vector
     images = torch.empty(len(prepared), config.n_channels, g, g, device=device)
     vectors = torch.empty(len(prepared), n_vec, device=device)
-    for indices in by_size.values():
+    for size, indices in by_size.items():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             batch = torch.from_numpy(np.stack([prepared[i] for i in chunk])).to(device)  # (b, T, T)
-            feats = features(batch, config)
+            ids = None
+            if config.segment_statistics:
+                zeros = np.zeros(size, dtype=np.int64)
+                ids = torch.from_numpy(np.stack([zeros if seg[i] is None else seg[i] for i in chunk])).to(device)
+            feats = features(batch, config, ids)
             where = torch.tensor(chunk, device=device)
             images[where] = feats.images
             vectors[where] = feats.vectors
     return Features(images, vectors)
-

@@ -11,6 +11,10 @@ under a treatment equals their label as given. Treatments, registered in :data:`
 ``resize-down``   resample to ``round(0.75 T)`` tokens (at least 4);
 ``crop-last``     drop the last token's row and column (for BERT-style input, the final ``[SEP]``); unlike the
                   others this changes the content of the map, so some disagreement is legitimate.
+
+For a classifier that reads segment ids (``segment_statistics``), each treatment has a counterpart for the ids in
+:data:`SEGMENT_TREATMENTS` (padding repeats the last id, resampling picks the id of the nearest original token,
+cropping drops the last id), so that a pair stays the same pair under the treatment.
 """
 
 from __future__ import annotations
@@ -45,19 +49,52 @@ TREATMENTS: dict[str, Treatment] = {
 }
 
 
+def resize_segments(segments, size: int) -> np.ndarray:
+    """Segment ids for a map resampled from ``len(segments)`` to ``size`` tokens: each new token takes the id of
+    the original token under its centre (nearest neighbour), so a pair's boundary moves with the map."""
+    seg = np.asarray(segments, dtype=np.int64)
+    index = np.minimum(((np.arange(size) + 0.5) * len(seg) / size).astype(np.int64), len(seg) - 1)
+    return seg[index]
+
+
+def _pad_segments(segments, size: int) -> np.ndarray:
+    seg = np.asarray(segments, dtype=np.int64)
+    return np.concatenate([seg, np.full(size - len(seg), seg[-1], dtype=np.int64)])
+
+
+#: For each treatment of :data:`TREATMENTS`, the segment ids of the treated map: ``f(ids, treated size)``.
+SEGMENT_TREATMENTS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "pad-128": _pad_segments,
+    "pad-double": _pad_segments,
+    "resize-up": resize_segments,
+    "resize-down": resize_segments,
+    "crop-last": lambda s, size: np.asarray(s, dtype=np.int64)[:size],
+}
+
+
 def agreement_masks(
     classifier,
     maps: Sequence[np.ndarray],
     treatments: Mapping[str, Treatment] | None = None,
     batch_size: int = 256,
+    segments: Sequence | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per treatment, a boolean array: is each map's predicted label unchanged by the treatment?"""
+    """Per treatment, a boolean array: is each map's predicted label unchanged by the treatment?
+
+    ``segments`` (one list of ids per map, or None) go with the maps; a treatment without an entry in
+    :data:`SEGMENT_TREATMENTS` gets none, so its maps count as single sentences.
+    """
     treatments = dict(TREATMENTS if treatments is None else treatments)
-    base = classifier.predict_proba(maps, batch_size=batch_size).argmax(axis=1)
-    return {
-        name: classifier.predict_proba([treat(m) for m in maps], batch_size=batch_size).argmax(axis=1) == base
-        for name, treat in treatments.items()
-    }
+    base = classifier.predict_proba(maps, batch_size=batch_size, segments=segments).argmax(axis=1)
+    out = {}
+    for name, treat in treatments.items():
+        treated = [treat(m) for m in maps]
+        rule = SEGMENT_TREATMENTS.get(name)
+        ids = None
+        if segments is not None and rule is not None:
+            ids = [None if s is None else rule(s, t.shape[0]) for s, t in zip(segments, treated)]
+        out[name] = classifier.predict_proba(treated, batch_size=batch_size, segments=ids).argmax(axis=1) == base
+    return out
 
 
 def summarise_agreement(masks: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -76,9 +113,10 @@ def treatment_agreement(
     maps: Sequence[np.ndarray],
     treatments: Mapping[str, Treatment] | None = None,
     batch_size: int = 256,
+    segments: Sequence | None = None,
 ) -> dict[str, float]:
     """Fraction of ``maps`` whose predicted label is unchanged by each treatment (see :func:`summarise_agreement`)."""
-    return summarise_agreement(agreement_masks(classifier, maps, treatments, batch_size))
+    return summarise_agreement(agreement_masks(classifier, maps, treatments, batch_size, segments))
 
 
 def random_resize(array: np.ndarray, rng: np.random.Generator, low: float = 0.6, high: float = 1.6) -> np.ndarray:

@@ -38,7 +38,8 @@ def classifier_suggester(checkpoints: dict[str, str | Path | None] | None = None
         clf = loaded.get(kind)
         if clf is None:
             return heuristic(array, kind, segment_ids=segment_ids)
-        return np.asarray(clf.predict_proba([array], kind=kind))[0]
+        segments = None if segment_ids is None else [segment_ids]
+        return np.asarray(clf.predict_proba([array], kind=kind, segments=segments))[0]
 
     suggest.name = "classifier" if loaded else "heuristic"  # type: ignore[attr-defined]
     suggest.sources = sources  # type: ignore[attr-defined]

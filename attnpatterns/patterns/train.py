@@ -26,7 +26,7 @@ import copy
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ from attnpatterns.patterns.preprocess import (
     prepare_map,
     preprocess_maps,
 )
-from attnpatterns.patterns.robustness import agreement_masks, random_resize, summarise_agreement
+from attnpatterns.patterns.robustness import agreement_masks, random_resize, resize_segments, summarise_agreement
 
 #: Run type in the manifest of an `attnpatterns train` folder.
 TRAINING_RUN = "pattern-training"
@@ -278,10 +278,25 @@ def fit_features(
 
 
 def augmented_views(data: LabeledSet, preprocess: PreprocessConfig, copies: int, seed: int) -> list[Features]:
-    """``copies`` randomly resized views of every map, featurised (aligned with ``data``)."""
+    """``copies`` randomly resized views of every map, featurised (aligned with ``data``); segment ids, where the data
+    has them, are resampled with their maps (:func:`~attnpatterns.patterns.robustness.resize_segments`)."""
     rng = np.random.default_rng(seed)
     prepared = [prepare_map(a, n, preprocess) for a, n in zip(data.arrays, data.names)]
-    return [preprocess_maps([random_resize(a, rng) for a in prepared], preprocess) for _ in range(copies)]
+    segments = _prepared_segments(data, prepared)
+    views = []
+    for _ in range(copies):
+        resized = [random_resize(a, rng) for a in prepared]
+        ids = None if segments is None else [None if s is None else resize_segments(s, r.shape[0])
+                                             for s, r in zip(segments, resized)]
+        views.append(preprocess_maps(resized, preprocess, segments=ids))
+    return views
+
+
+def _prepared_segments(data: LabeledSet, prepared: list[np.ndarray]) -> list | None:
+    """The data's segment ids cropped as :func:`prepare_map` cropped each map (zero padding stripped)."""
+    if data.segments is None:
+        return None
+    return [None if s is None else np.asarray(s, dtype=np.int64)[: a.shape[0]] for s, a in zip(data.segments, prepared)]
 
 
 @dataclass
@@ -364,7 +379,8 @@ def _cross_validate_once(feats, data, preprocess, model, config, device, augment
         histories.append(history)
         fold_scores.append(EvaluationReport(y[test_idx], probabilities[test_idx].argmax(1)).macro_f1)
         if robustness:
-            masks = agreement_masks(classifier, [data.arrays[i] for i in test_idx])
+            ids = None if data.segments is None else [data.segments[i] for i in test_idx]
+            masks = agreement_masks(classifier, [data.arrays[i] for i in test_idx], segments=ids)
             for name, mask in masks.items():
                 agreement.setdefault(name, []).append(mask)
     return probabilities, folds, histories, fold_scores, member_probabilities, agreement
@@ -425,18 +441,23 @@ def train_classifier(
     """Cross-validate (unless ``cross_validate=False``), then fit the final classifier on all of ``data``.
 
     ``kind`` defaults to ``data.kind``; one of them must be set, and they must agree. ``preprocess`` defaults to
-    :func:`~attnpatterns.patterns.preprocess.default_preprocess` of the kind.
+    :func:`~attnpatterns.patterns.preprocess.default_preprocess` of the kind; its segment statistics are left out
+    when ``data`` has no segment ids (loose ``.npy`` maps), so that the classifier does not ask for them.
     """
     kind = kind or data.kind
     if kind is None:
         raise DataError("the kind of the maps (raw or normed) is unknown; pass kind=")
     if data.kind is not None and data.kind != kind:
         raise DataError(f"the data holds {data.kind} maps but a {kind} classifier was asked for")
-    data = LabeledSet(data.names, data.arrays, data.labels, data.groups, kind, data.source, data.meta)
+    data = LabeledSet(data.names, data.arrays, data.labels, data.groups, kind, data.source, data.meta, data.segments)
     preprocess = preprocess or default_preprocess(kind)
+    if preprocess.segment_statistics and data.segments is None:
+        # loose maps carry no segment ids: the statistics would be the same for every map, and a checkpoint trained
+        # with them would ask at inference for ids that such data never has
+        preprocess = replace(preprocess, segment_statistics=False)
     check_trainable(data, config.n_folds if cross_validate else 2, config.allow_empty_classes)
     start = time.perf_counter()
-    feats = preprocess_maps(data.arrays, preprocess, names=data.names)
+    feats = preprocess_maps(data.arrays, preprocess, names=data.names, segments=data.segments)
     augmented = augmented_views(data, preprocess, config.augment, config.seed)
     cv = cross_validate_features(feats, data, preprocess, model, config, device, augmented) if cross_validate else None
     classifier, history = fit_features(
@@ -511,7 +532,7 @@ def train_run(
     result = train_classifier(dataset, kind, preprocess=preprocess, model=model, config=config, device=device,
                               cross_validate=cross_validate)
     folder.start({"kind": kind, "seed": config.seed, "device": str(device), "train_config": config.to_dict(),
-                  "model_config": model.to_dict(), "preprocess": preprocess.to_dict()})
+                  "model_config": model.to_dict(), "preprocess": result.classifier.preprocess.to_dict()})
     paths = result.save(output)
     summary = result.to_dict()
     folder.finish(data=result.data_summary, cv_macro_f1=summary["cv_macro_f1"],

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from attnpatterns.constants import MANIFEST_FILE, PATTERN_TYPES
 from attnpatterns.data.records import TextExample
@@ -113,3 +114,97 @@ def test_classify_npy_folder(tmp_path, raw_set, raw_classifier):
     assert list(table.rows["example_id"]) == [f"ex{i}" for i in range(6)]
     assert parse_map_name("whatever") == ("whatever", -1, -1)
     assert parse_map_name("s12-layer3-head10") == ("s12", 3, 10)
+
+
+@pytest.fixture(scope="module")
+def segment_classifier(normed_set):
+    """A small normed classifier whose inputs include the segment statistics (half the maps made into pairs)."""
+    from dataclasses import replace
+
+    from attnpatterns.patterns.io import LabeledSet
+    from attnpatterns.patterns.train import train_classifier
+    from tests.patterns.conftest import FAST, GRID32, SMALL
+
+    rng = np.random.default_rng(5)
+    segments = []
+    for arr in normed_set.arrays:
+        t = arr.shape[0]
+        split = int(rng.integers(2, t - 1)) if rng.random() < 0.5 else t
+        segments.append([0] * split + [1] * (t - split))
+    data = LabeledSet(normed_set.names, normed_set.arrays, normed_set.labels, normed_set.groups, normed_set.kind,
+                      normed_set.source, segments=segments)
+    preprocess = replace(GRID32, segment_statistics=True)
+    return train_classifier(data, preprocess=preprocess, model=SMALL, config=FAST, cross_validate=False).classifier
+
+
+def test_classify_run_gives_a_segment_reading_classifier_each_examples_segment_ids(tiny_run, segment_classifier):
+    assert segment_classifier.reads_segments
+    table = classify_run(tiny_run, {"normed": segment_classifier}, batch_size=5)
+    records = list(tiny_run.iter_maps(kinds=["normed"]))
+    assert any(max(r.segment_ids) == 1 for r in records)  # the run holds a pair
+    maps, ids = [r.array for r in records], [r.segment_ids for r in records]
+    expected = segment_classifier.predict_proba(maps, segments=ids)
+    got = table.rows[[f"p_{t}" for t in PATTERN_TYPES]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the pair's inputs do depend on its ids: without them its maps would be read as single sentences
+    pair = [i for i, r in enumerate(records) if max(r.segment_ids) == 1]
+    with_ids = segment_classifier.features([maps[i] for i in pair], segments=[ids[i] for i in pair]).vectors
+    without = segment_classifier.features([maps[i] for i in pair]).vectors
+    assert not torch.equal(with_ids, without)
+
+
+def test_loose_maps_and_sets_without_ids_warn_a_segment_reading_classifier(normed_set, segment_classifier):
+    from attnpatterns.patterns.evaluate import evaluate_classifier
+
+    with pytest.warns(UserWarning, match="single sentence"):
+        classify_maps(normed_set.names[:3], normed_set.arrays[:3], segment_classifier)
+    with pytest.warns(UserWarning, match="single sentence"):
+        evaluate_classifier(segment_classifier, normed_set.subset(range(10)))
+
+
+def test_segment_ids_follow_each_robustness_treatment(tiny_run, segment_classifier):
+    from attnpatterns.patterns.robustness import SEGMENT_TREATMENTS, TREATMENTS, agreement_masks, resize_segments
+
+    seg = [0] * 7 + [1] * 4
+    for size in (3, 8, 11, 17, 30):  # each new token takes the id of the original token its centre falls in
+        centres = [(k + 0.5) * len(seg) / size for k in range(size)]
+        want = [next(seg[j] for j in range(len(seg)) if j <= c < j + 1) for c in centres]
+        assert resize_segments(seg, size).tolist() == want
+    arr = np.random.default_rng(0).random((11, 11))
+    for name, treat in TREATMENTS.items():
+        treated = treat(arr)
+        ids = SEGMENT_TREATMENTS[name](seg, treated.shape[0])
+        assert len(ids) == treated.shape[0]
+        assert ids[: min(len(ids), 11)].tolist() == seg[: len(ids)] or name.startswith("resize")
+    records = [r for r in tiny_run.iter_maps(kinds=["normed"]) if max(r.segment_ids) == 1]
+    masks = agreement_masks(segment_classifier, [r.array for r in records], segments=[r.segment_ids for r in records])
+    assert masks["pad-128"].all() and masks["pad-double"].all()  # padding is stripped with its ids: same inputs
+
+
+def test_augmented_views_resample_segment_ids_with_their_maps(normed_set):
+    from dataclasses import replace
+
+    from attnpatterns.patterns.io import LabeledSet
+    from attnpatterns.patterns.train import augmented_views
+    from tests.patterns.conftest import GRID32
+
+    part = normed_set.subset(range(20))
+    halves = [[0] * (a.shape[0] // 2) + [1] * (a.shape[0] - a.shape[0] // 2) for a in part.arrays]
+    data = LabeledSet(part.names, part.arrays, part.labels, part.groups, part.kind, part.source, segments=halves)
+    for view in augmented_views(data, replace(GRID32, segment_statistics=True), 2, 0):
+        stats = view.vectors[:, -6:]
+        assert (stats[:, 0] == 1).all()  # every resized pair is still a pair ...
+        assert ((stats[:, 5] - 0.5).abs() <= 0.15).all()  # ... split about where it was
+
+
+def test_training_on_maps_without_segment_ids_leaves_the_segment_statistics_out(normed_set):
+    from dataclasses import replace
+
+    from attnpatterns.patterns.train import train_classifier
+    from tests.patterns.conftest import FAST, GRID32, SMALL
+
+    assert normed_set.segments is None  # loose maps: no ids
+    asked = replace(GRID32, segment_statistics=True)
+    classifier = train_classifier(normed_set, preprocess=asked, model=SMALL,
+                                  config=replace(FAST, max_epochs=2), cross_validate=False).classifier
+    assert not classifier.reads_segments and classifier.preprocess == GRID32

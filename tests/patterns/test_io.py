@@ -131,7 +131,8 @@ def test_read_npy_folder(tmp_path, small):
 def test_project_corpus(tmp_path):
     root = tmp_path / "corpus"
     maps = [
-        make_map(layer=layer, head=head, kind=kind, text_id=f"t{head}", pattern=pattern, seed=layer + head)
+        make_map(layer=layer, head=head, kind=kind, text_id=f"t{head}", pattern=pattern, seed=layer + head,
+                 **({"text_kind": "pair", "segment_ids": [0] * 5 + [1] * 3} if head else {}))
         for kind in ("raw", "normed")
         for layer, pattern in enumerate(("vertical", "diagonal", "block"))
         for head in range(2)
@@ -147,5 +148,9 @@ def test_project_corpus(tmp_path):
     assert data.class_counts() == {"vertical": 2, "diagonal": 2, "vertical+diagonal": 0, "block": 2,
                                    "heterogeneous": 0}
     assert set(data.groups) == {"t0", "t1"}  # the text id, whatever the model
+    by_id = {m.map_id: m for m in maps}
+    assert data.segments == [by_id[n].segment_ids for n in data.names]  # each map's own ids, in the data's order
+    part = data.subset([4, 1])
+    assert part.segments == [data.segments[4], data.segments[1]]
     with pytest.raises(DataError, match="mixes kinds"):
         load_labeled(root)

@@ -356,3 +356,79 @@ def test_coarse_image_shows_where_a_block_sits():
     assert cells[0] == cells[3] == 1.0 and cells[1] < 0.05 and cells[2] < 0.05
     with pytest.raises(ValueError, match="coarse_image"):
         PreprocessConfig(grid=16, coarse_image=17)
+
+
+def _segment_statistics_by_loops(x: np.ndarray, seg: list[int]) -> list[float]:
+    """segment_statistics written out cell by cell, in float64, from its docstring."""
+    t = len(seg)
+    p = x / x.sum()
+    boundary = {0} | {i for i in range(t) if i == t - 1 or seg[i + 1] != seg[i]}
+    content = [j for j in range(t) if j not in boundary]
+    pair = any(s != seg[0] for s in seg)
+    if not pair or not content:
+        return [float(pair)] + [-1.0] * 5
+    total = sum(p[i, j] for i in range(t) for j in content)
+    within = sum(p[i, j] for i in range(t) for j in content if seg[j] == seg[i]) / total
+    chance = sum(sum(1 for j in content if seg[j] == seg[i]) / len(content) for i in range(t)) / t
+    kept = []
+    for s in sorted(set(seg)):
+        rows = [i for i in range(t) if seg[i] == s]
+        mass = sum(p[i, j] for i in rows for j in content)
+        inside = sum(p[i, j] for i in rows for j in content if seg[j] == s)
+        kept.append(inside / mass if mass > 1e-12 else 0.0)
+    share = sum(1 for s in seg if s != seg[0]) / t
+    return [1.0, within, chance, within - chance, min(kept), share]
+
+
+@pytest.mark.parametrize("t, split", [(9, 5), (12, 3), (20, 10), (7, None), (5, 4)])
+def test_segment_statistics_match_a_cell_by_cell_count(t, split):
+    from attnpatterns.patterns.preprocess import segment_statistics
+
+    rng = np.random.default_rng(t)
+    maps = rng.random((3, t, t)) ** 4
+    maps[1, :, 2] = 0.0  # a row set may put nothing on some columns
+    seg = [0] * t if split is None else [0] * split + [1] * (t - split)
+    got = segment_statistics(torch.tensor(maps / maps.max(axis=(1, 2), keepdims=True), dtype=torch.float64),
+                             torch.tensor([seg] * 3))
+    want = [_segment_statistics_by_loops(m, seg) for m in maps]
+    np.testing.assert_allclose(got.numpy(), np.array(want), rtol=1e-9, atol=1e-12)
+
+
+def test_segment_statistics_tell_sentence_squares_from_one_stripe():
+    from attnpatterns.patterns.preprocess import segment_statistics
+
+    seg = [0] * 6 + [1] * 6
+    block = np.full((12, 12), 0.01)
+    block[:6, :6] = block[6:, 6:] = 1.0
+    stripe = np.full((12, 12), 0.01)
+    stripe[:, 3] = 1.0  # every query on one token of sentence A: B's rows keep nothing inside B
+    got = segment_statistics(torch.tensor(np.stack([block, stripe]), dtype=torch.float32), torch.tensor([seg, seg]))
+    pair, within, chance, lift, worst, share = got.T.tolist()
+    assert pair == [1.0, 1.0] and share == [0.5, 0.5]
+    assert within[0] > 0.95 and worst[0] > 0.95 and lift[0] > 0.4
+    assert worst[1] < 0.05 and abs(chance[0] - chance[1]) < 1e-6
+
+
+def test_segment_ids_are_read_only_when_asked_and_must_fit_the_map():
+    cfg = PreprocessConfig(segment_statistics=True)
+    assert cfg.n_vector == PreprocessConfig().n_vector + 6
+    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+    rng = np.random.default_rng(1)
+    a, b = rng.random((10, 10)), rng.random((7, 7))
+    ids = [[0] * 5 + [1] * 5, [0] * 7]
+    with_ids = preprocess_maps([a, b], cfg, segments=ids).vectors
+    none = preprocess_maps([a, b], cfg).vectors  # no ids: single sentences
+    assert torch.equal(with_ids[1], none[1]) and not torch.equal(with_ids[0], none[0])
+    assert none[0, -6:].tolist() == [0.0, -1.0, -1.0, -1.0, -1.0, -1.0]
+    # zero padding is stripped from the map and its ids alike
+    padded = np.zeros((14, 14))
+    padded[:10, :10] = a
+    again = preprocess_maps([padded], cfg, segments=[ids[0] + [0] * 4]).vectors
+    torch.testing.assert_close(again[0], with_ids[0])
+    # without segment statistics the ids are not read at all
+    plain = PreprocessConfig()
+    assert torch.equal(preprocess_maps([a], plain, segments=[ids[0]]).vectors, preprocess_maps([a], plain).vectors)
+    with pytest.raises(MapError, match="10 tokens but 9 segment ids"):
+        preprocess_maps([a], cfg, names=["m"], segments=[[0] * 9])
+    with pytest.raises(MapError, match="one per map"):
+        preprocess_maps([a, b], cfg, segments=[ids[0]])
