@@ -54,9 +54,9 @@ def annotator_macro_f1(kind: str) -> dict | None:
     return {"n_maps": agreement.n, "macro_f1": round(agreement.macro_f1, 4), "accuracy": round(agreement.observed, 4)}
 
 
-def extracted_maps(n_examples: int, workdir: Path) -> dict[str, list]:
+def extracted_maps(n_examples: int, workdir: Path) -> tuple[dict[str, list], dict[str, list]]:
     """Maps of the bundled MiniLM for texts the corpus does not hold: half ``reviews`` dev sentences, half
-    ``entail`` dev pairs (so a trained classifier has never seen them)."""
+    ``entail`` dev pairs (so a trained classifier has never seen them); per kind, the maps and their segment ids."""
     from attnpatterns.constants import DEFAULT_MODEL
     from attnpatterns.data.builtin import load_builtin_task
     from attnpatterns.data.records import TextExample
@@ -69,9 +69,11 @@ def extracted_maps(n_examples: int, workdir: Path) -> dict[str, list]:
     examples = singles[: n_examples - n_examples // 2] + pairs[: n_examples // 2]
     run = extract_maps(load_model(DEFAULT_MODEL, "cpu"), examples, workdir / "run", ExtractionConfig())
     out: dict[str, list] = {k: [] for k in run.kinds}
+    segments: dict[str, list] = {k: [] for k in run.kinds}
     for rec in run.iter_maps():
         out[rec.kind].append(rec.array)
-    return out
+        segments[rec.kind].append(rec.segment_ids)
+    return out, segments
 
 
 def synthetic_classifier(kind: str):
@@ -82,7 +84,7 @@ def synthetic_classifier(kind: str):
     return train_classifier(data, config=TrainConfig(), cross_validate=False).classifier
 
 
-def maps_per_second(classifier, maps, repeats: int = 3, batch_size: int = 512) -> tuple[float, float]:
+def maps_per_second(classifier, maps, repeats: int = 3, batch_size: int = 512, segments=None) -> tuple[float, float]:
     """(end-to-end, network-only) maps per second, best of ``repeats``."""
     import torch
 
@@ -95,7 +97,7 @@ def maps_per_second(classifier, maps, repeats: int = 3, batch_size: int = 512) -
     for _ in range(repeats):
         sync()
         start = time.perf_counter()
-        feats = classifier.features(maps, batch_size=batch_size)
+        feats = classifier.features(maps, batch_size=batch_size, segments=segments)
         middle = time.perf_counter()
         classifier.predict_features(feats, batch_size=batch_size)
         sync()
@@ -139,20 +141,21 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from attnpatterns.constants import MAP_KINDS
+    from attnpatterns.constants import HEAD_KINDS
     from attnpatterns.patterns import NoDefaultCheckpointError, load_classifier
     from attnpatterns.patterns.robustness import treatment_agreement
     from tests.patterns.synthetic import synthetic_set
 
     results: dict = {"cpu_threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0)
                      if torch.cuda.is_available() else None, "kinds": {}}
-    corpora = {k: corpus_set(k) for k in MAP_KINDS}
+    corpora = {k: corpus_set(k) for k in HEAD_KINDS}  # the classifiers are per head kind
     extracted = None
     with tempfile.TemporaryDirectory() as tmp:
-        extracted = extracted_maps(args.examples, Path(tmp))  # unseen texts, for the robustness figure
-        for kind in MAP_KINDS:
+        extracted, extracted_ids = extracted_maps(args.examples, Path(tmp))  # unseen texts, for robustness
+        for kind in HEAD_KINDS:
             corpus = corpora[kind]
             maps = corpus.arrays if corpus is not None else extracted[kind]
+            ids = corpus.segments if corpus is not None else extracted_ids[kind]
             source = f"corpus ({corpus.source})" if corpus is not None else f"MiniLM maps of {args.examples} texts"
             try:
                 classifier, clf_source = load_classifier(kind=kind), "shipped default"
@@ -166,19 +169,19 @@ def main() -> None:
             threads = torch.get_num_threads()
             for label, n_threads in (("cpu_1_thread", 1), (f"cpu_{threads}_threads", threads)):
                 torch.set_num_threads(n_threads)
-                total, net = maps_per_second(classifier.to("cpu"), maps)
+                total, net = maps_per_second(classifier.to("cpu"), maps, segments=ids)
                 row[f"{label}_maps_per_s"] = round(total)
                 row[f"{label}_network_only_maps_per_s"] = round(net)
                 row[f"{label}_512_token_maps_per_s"] = round(maps_per_second(classifier, long_maps, 2)[0])
             torch.set_num_threads(threads)
             if torch.cuda.is_available():
-                total, net = maps_per_second(classifier.to("cuda"), maps)
+                total, net = maps_per_second(classifier.to("cuda"), maps, segments=ids)
                 row["gpu_maps_per_s"], row["gpu_network_only_maps_per_s"] = round(total), round(net)
                 row["gpu_512_token_maps_per_s"] = round(maps_per_second(classifier, long_maps, 2)[0])
                 classifier.to("cpu")
 
             # robustness on maps the classifier never saw (the corpus maps are its training set)
-            agreement = treatment_agreement(classifier, extracted[kind])
+            agreement = treatment_agreement(classifier, extracted[kind], segments=extracted_ids[kind])
             row["agreement"] = {k: round(v, 4) for k, v in agreement.items()}
             row["agreement_maps"] = f"{len(extracted[kind])} maps of {args.examples} unseen texts (MiniLM)"
             row["annotators_second_vs_first_pass"] = annotator_macro_f1(kind)
