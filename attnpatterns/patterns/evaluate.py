@@ -223,8 +223,9 @@ def evaluate_classifier(classifier, data, batch_size: int = 256) -> EvaluationRe
         raise ValueError("the evaluation set is empty")
     if classifier.reads_segments and data.segments is None:
         warnings.warn(
-            f"this classifier reads the maps' segment ids to see sentence pairs, and {data.source or 'these maps'} "
-            "carry none: every map is read as a single sentence, which may lower its scores on pairs.",
+            "this classifier reads the maps' segment ids to see sentence pairs, and the maps of "
+            f"{data.source or 'this set'} carry none: every map is read as a single sentence, which may lower its "
+            "scores on pairs.",
             stacklevel=2,
         )
     probs = classifier.predict_proba(data.arrays, names=data.names, batch_size=batch_size, segments=data.segments)
