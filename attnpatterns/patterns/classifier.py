@@ -9,6 +9,7 @@ kind (:class:`KindMismatchError`); the network runs on the device it sits on, th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -129,6 +130,16 @@ class PatternClassifier:
         """Whether the classifier's inputs include the maps' segment ids (sentence pairs); without them every map
         counts as a single sentence."""
         return self.preprocess.segment_statistics
+
+    def warn_without_segments(self, where: str, advice: str = "") -> None:
+        """Warn, if this classifier reads segment ids, that the maps of ``where`` carry none (so each is read as a
+        single sentence); ``advice`` says what to do instead. Called by the functions that take maps without ids."""
+        if self.reads_segments:
+            warnings.warn(
+                f"this classifier reads the maps' segment ids to see sentence pairs, and {where} carry none: every "
+                f"map is read as a single sentence, which may lower its scores on pairs.{advice}",
+                stacklevel=3,
+            )
 
     def predict(
         self, maps: Sequence, kind: str | None = None, batch_size: int = 256, segments: Sequence | None = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,12 +288,7 @@ def classify_maps(
     """
     if len(names) != len(arrays):
         raise ValueError("names and arrays must have the same length")
-    if classifier.reads_segments:
-        warnings.warn(
-            "this classifier reads the maps' segment ids to see sentence pairs, and loose maps carry none: every map "
-            "is read as a single sentence. Classify the extraction run folder instead to use them.",
-            stacklevel=2,
-        )
+    classifier.warn_without_segments("loose maps", " Classify the extraction run folder instead to use them.")
     check_name_pattern(name_pattern)
     parsed = [parse_map_name(n, name_pattern) for n in names]
     frames = []

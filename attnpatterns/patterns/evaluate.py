@@ -11,8 +11,6 @@ against the human ceiling in the same unit. The same report serves the cross-val
 
 from __future__ import annotations
 
-import warnings
-
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,13 +219,8 @@ def evaluate_classifier(classifier, data, batch_size: int = 256) -> EvaluationRe
     classifier.check_kind(data.kind, where=data.source or "the evaluation data")
     if len(data) == 0:
         raise ValueError("the evaluation set is empty")
-    if classifier.reads_segments and data.segments is None:
-        warnings.warn(
-            "this classifier reads the maps' segment ids to see sentence pairs, and the maps of "
-            f"{data.source or 'this set'} carry none: every map is read as a single sentence, which may lower its "
-            "scores on pairs.",
-            stacklevel=2,
-        )
+    if data.segments is None:
+        classifier.warn_without_segments(f"the maps of {data.source or 'this set'}")
     probs = classifier.predict_proba(data.arrays, names=data.names, batch_size=batch_size, segments=data.segments)
     title = f"{classifier.kind} maps: {data.source}" if data.source else f"{classifier.kind} maps"
     return EvaluationReport(data.y, probs.argmax(axis=1), PATTERN_TYPES, title, {"names": list(data.names)})

@@ -494,7 +494,7 @@ def segment_statistics(x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     For a single sentence (one segment) or a pair without content tokens, values 2–6 are −1. A row set with no
     weight on content columns counts as keeping none of it.
     """
-    b, t, _ = x.shape
+    b = x.shape[0]
     seg = segments.to(device=x.device, dtype=torch.long)
     p = x / x.sum(dim=(1, 2), keepdim=True).clamp_min(_EPS)
     content = (~segment_boundaries(seg)).to(x.dtype)  # (B, T) columns that count
@@ -511,8 +511,9 @@ def segment_statistics(x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         present = rows.sum(dim=1) > 0
         kept = (row_within * rows).sum(dim=1) / (row_total * rows).sum(dim=1).clamp_min(_EPS)
         worst = torch.where(present, torch.minimum(worst, kept), worst)
-    pair = (seg != seg[:, :1]).any(dim=1)
-    share = (seg != seg[:, :1]).to(x.dtype).mean(dim=1)
+    other = seg != seg[:, :1]  # (B, T) tokens outside the first token's segment
+    pair = other.any(dim=1)
+    share = other.to(x.dtype).mean(dim=1)
     stats = torch.stack([within, chance, within - chance, worst, share], dim=1)
     usable = (pair & (n_content > 0))[:, None]
     stats = torch.where(usable, stats, torch.full_like(stats, -1.0))
@@ -577,8 +578,10 @@ def features(
     return Features(images.contiguous(), vectors.contiguous())
 
 
-def _segments_of(maps: Sequence, segments: Sequence | None, names: Sequence[str] | None, sizes: list[int]):
-    """Each map's segment ids cropped to its prepared size, as int64 arrays (None: none given, a single sentence)."""
+def prepared_segments(maps: Sequence, segments: Sequence | None, names: Sequence[str] | None, sizes: list[int]):
+    """Each map's segment ids, checked against the map and cropped as :func:`prepare_map` cropped it to ``sizes``
+    (zero padding stripped), as int64 arrays; None for a map without ids (a single sentence), all None when
+    ``segments`` is None."""
     if segments is None:
         return [None] * len(maps)
     if len(segments) != len(maps):
@@ -614,7 +617,8 @@ def preprocess_maps(
     if len(maps) == 0:
         raise MapError("no maps to preprocess")
     prepared = [prepare_map(m, None if names is None else names[i], config) for i, m in enumerate(maps)]
-    seg = _segments_of(maps, segments if config.segment_statistics else None, names, [a.shape[0] for a in prepared])
+    seg = prepared_segments(maps, segments if config.segment_statistics else None, names,
+                            [a.shape[0] for a in prepared])
     by_size: dict[int, list[int]] = {}
     for index, arr in enumerate(prepared):
         by_size.setdefault(arr.shape[0], []).append(index)

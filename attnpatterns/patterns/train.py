@@ -48,6 +48,7 @@ from attnpatterns.patterns.preprocess import (
     PreprocessConfig,
     default_preprocess,
     prepare_map,
+    prepared_segments,
     preprocess_maps,
 )
 from attnpatterns.patterns.robustness import agreement_masks, random_resize, resize_segments, summarise_agreement
@@ -282,21 +283,13 @@ def augmented_views(data: LabeledSet, preprocess: PreprocessConfig, copies: int,
     has them, are resampled with their maps (:func:`~attnpatterns.patterns.robustness.resize_segments`)."""
     rng = np.random.default_rng(seed)
     prepared = [prepare_map(a, n, preprocess) for a, n in zip(data.arrays, data.names)]
-    segments = _prepared_segments(data, prepared)
+    segments = prepared_segments(data.arrays, data.segments, data.names, [a.shape[0] for a in prepared])
     views = []
     for _ in range(copies):
         resized = [random_resize(a, rng) for a in prepared]
-        ids = None if segments is None else [None if s is None else resize_segments(s, r.shape[0])
-                                             for s, r in zip(segments, resized)]
+        ids = [None if s is None else resize_segments(s, r.shape[0]) for s, r in zip(segments, resized)]
         views.append(preprocess_maps(resized, preprocess, segments=ids))
     return views
-
-
-def _prepared_segments(data: LabeledSet, prepared: list[np.ndarray]) -> list | None:
-    """The data's segment ids cropped as :func:`prepare_map` cropped each map (zero padding stripped)."""
-    if data.segments is None:
-        return None
-    return [None if s is None else np.asarray(s, dtype=np.int64)[: a.shape[0]] for s, a in zip(data.segments, prepared)]
 
 
 @dataclass
