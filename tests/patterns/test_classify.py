@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,12 @@ from attnpatterns.patterns.classify import (
     head_summary,
     parse_map_name,
 )
+from attnpatterns.patterns.evaluate import evaluate_classifier
+from attnpatterns.patterns.io import LabeledSet
+from attnpatterns.patterns.robustness import SEGMENT_TREATMENTS, TREATMENTS, agreement_masks, resize_segments
+from attnpatterns.patterns.train import augmented_views, train_classifier
 from tests.helpers import save_tiny_model
-from tests.patterns.conftest import save_npy_folder
+from tests.patterns.conftest import FAST, GRID32, SMALL, save_npy_folder
 
 TEXTS = ["A short one.", "Rain fell on the old harbour all night.", "Why did the bridge close?"]
 
@@ -119,12 +124,6 @@ def test_classify_npy_folder(tmp_path, raw_set, raw_classifier):
 @pytest.fixture(scope="module")
 def segment_classifier(normed_set):
     """A small normed classifier whose inputs include the segment statistics (half the maps made into pairs)."""
-    from dataclasses import replace
-
-    from attnpatterns.patterns.io import LabeledSet
-    from attnpatterns.patterns.train import train_classifier
-    from tests.patterns.conftest import FAST, GRID32, SMALL
-
     rng = np.random.default_rng(5)
     segments = []
     for arr in normed_set.arrays:
@@ -154,8 +153,6 @@ def test_classify_run_gives_a_segment_reading_classifier_each_examples_segment_i
 
 
 def test_loose_maps_and_sets_without_ids_warn_a_segment_reading_classifier(normed_set, segment_classifier):
-    from attnpatterns.patterns.evaluate import evaluate_classifier
-
     with pytest.warns(UserWarning, match="single sentence"):
         classify_maps(normed_set.names[:3], normed_set.arrays[:3], segment_classifier)
     with pytest.warns(UserWarning, match="single sentence"):
@@ -163,8 +160,6 @@ def test_loose_maps_and_sets_without_ids_warn_a_segment_reading_classifier(norme
 
 
 def test_segment_ids_follow_each_robustness_treatment(tiny_run, segment_classifier):
-    from attnpatterns.patterns.robustness import SEGMENT_TREATMENTS, TREATMENTS, agreement_masks, resize_segments
-
     seg = [0] * 7 + [1] * 4
     for size in (3, 8, 11, 17, 30):  # each new token takes the id of the original token its centre falls in
         centres = [(k + 0.5) * len(seg) / size for k in range(size)]
@@ -182,12 +177,6 @@ def test_segment_ids_follow_each_robustness_treatment(tiny_run, segment_classifi
 
 
 def test_augmented_views_resample_segment_ids_with_their_maps(normed_set):
-    from dataclasses import replace
-
-    from attnpatterns.patterns.io import LabeledSet
-    from attnpatterns.patterns.train import augmented_views
-    from tests.patterns.conftest import GRID32
-
     part = normed_set.subset(range(20))
     halves = [[0] * (a.shape[0] // 2) + [1] * (a.shape[0] - a.shape[0] // 2) for a in part.arrays]
     data = LabeledSet(part.names, part.arrays, part.labels, part.groups, part.kind, part.source, segments=halves)
@@ -198,11 +187,6 @@ def test_augmented_views_resample_segment_ids_with_their_maps(normed_set):
 
 
 def test_training_on_maps_without_segment_ids_leaves_the_segment_statistics_out(normed_set):
-    from dataclasses import replace
-
-    from attnpatterns.patterns.train import train_classifier
-    from tests.patterns.conftest import FAST, GRID32, SMALL
-
     assert normed_set.segments is None  # loose maps: no ids
     asked = replace(GRID32, segment_statistics=True)
     classifier = train_classifier(normed_set, preprocess=asked, model=SMALL,

@@ -17,6 +17,7 @@ from attnpatterns.patterns.preprocess import (
     normalise_map,
     prepare_map,
     preprocess_maps,
+    segment_statistics,
     strip_padding,
     token_statistics,
     validate_map,
@@ -382,8 +383,6 @@ def _segment_statistics_by_loops(x: np.ndarray, seg: list[int]) -> list[float]:
 
 @pytest.mark.parametrize("t, split", [(9, 5), (12, 3), (20, 10), (7, None), (5, 4)])
 def test_segment_statistics_match_a_cell_by_cell_count(t, split):
-    from attnpatterns.patterns.preprocess import segment_statistics
-
     rng = np.random.default_rng(t)
     maps = rng.random((3, t, t)) ** 4
     maps[1, :, 2] = 0.0  # a row set may put nothing on some columns
@@ -395,8 +394,6 @@ def test_segment_statistics_match_a_cell_by_cell_count(t, split):
 
 
 def test_segment_statistics_tell_sentence_squares_from_one_stripe():
-    from attnpatterns.patterns.preprocess import segment_statistics
-
     seg = [0] * 6 + [1] * 6
     block = np.full((12, 12), 0.01)
     block[:6, :6] = block[6:, 6:] = 1.0
