@@ -4,7 +4,8 @@ Prints, for the same batches (checked before timing: the extraction feeds the mo
 baselines get), timed in interleaved rounds (benchmarks/timing.py: the median ratio over rounds with its min and
 max, and best over best):
   * time to extract raw + norm-weighted maps for N examples AND write them to disk (tokenising, hooks, float16
-    crops, safetensors shards with their sha256, fsync), divided by the time of the bare eager forward pass with
+    crops, safetensors shards with their sha256, fsync; normed maps stored as the raw map and its float32 column
+    norms, see attnpatterns/extraction/store.py), divided by the time of the bare eager forward pass with
     output_attentions=True over the same, already tokenised, batches (target <= 1.10);
   * the same extraction against PyTorch's fused attention (SDPA) forward without attentions, the fastest forward
     the model has (a second baseline; SDPA cannot return attention probabilities), and bare eager / SDPA;
@@ -144,8 +145,8 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             extract_maps(loaded, examples, os.path.join(tmp, "run"), config)
 
-    def capture_only():
-        with MapCapture(loaded.model, config.kinds) as cap:
+    def capture_only():  # the extraction's capture: normed maps as their factors (raw map, column norms)
+        with MapCapture(loaded.model, config.kinds, normed_maps=False) as cap:
             for batch in batches:
                 cap.run(**batch)
 
@@ -154,7 +155,7 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
             pass
 
     def no_write():
-        with MapCapture(loaded.model, config.kinds) as cap:
+        with MapCapture(loaded.model, config.kinds, normed_maps=False) as cap:
             for start in range(0, len(examples), config.chunk_size):
                 _process_chunk(loaded, cap, examples[start : start + config.chunk_size], config, _DropWriter(), None)
 

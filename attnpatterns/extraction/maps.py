@@ -40,10 +40,17 @@ from attnpatterns.models.adapter import get_adapter
 @dataclass
 class LayerMaps:
     """Maps of one layer for one batch: ``maps[kind]`` is (B, H_kept, T, T) for raw and normed, (B, 1, T, T) for
-    the layer-level kinds; ``head_ids`` are the original ids of the kept heads."""
+    the layer-level kinds; ``head_ids`` are the original ids of the kept heads.
+
+    ``column_norms`` (B, H_kept, T), given whenever normed maps are asked for, is ‖f_h(x_j)‖ per head and token:
+    the normed map is ``maps["raw"] * column_norms[:, :, None, :]``. A capture made with ``normed_maps=False``
+    gives the normed maps only as these two factors (``maps["raw"]`` and ``column_norms``), as an extraction run
+    stores them.
+    """
 
     head_ids: list[int]
     maps: dict[str, torch.Tensor]
+    column_norms: torch.Tensor | None = None
 
 
 class _Captured(Exception):
@@ -59,6 +66,9 @@ class MapCapture:
         with MapCapture(model, kinds=("raw", "normed"), head_mask=m) as cap:
             layers = cap.run(**batch)   # list[LayerMaps], one per layer; the forward stops after the last map
             # or: model(**batch); layers = cap.pop()   (the whole forward pass, model outputs included)
+
+    With ``normed_maps=False`` the normed maps are not multiplied out: each :class:`LayerMaps` gives them as the
+    raw map and the column norms (what an extraction run stores), which saves a (B, H, T, T) product per layer.
     """
 
     def __init__(
@@ -67,12 +77,14 @@ class MapCapture:
         kinds: tuple[str, ...] = HEAD_KINDS,
         head_mask: np.ndarray | None = None,
         mlp_mask: np.ndarray | None = None,
+        normed_maps: bool = True,
     ):
         unknown = [k for k in kinds if k not in MAP_KINDS]
         if unknown or not kinds:
             raise ValueError(f"map kinds must be a non-empty subset of {MAP_KINDS}, got {kinds}")
         self.model = model
         self.kinds = tuple(kinds)
+        self.normed_maps = normed_maps  # False: normed maps as their factors only (raw map, column norms)
         self.adapter = get_adapter(model)
         self.gates = Gates(model, head_mask, mlp_mask)
         mask = self.gates.head.detach().cpu().numpy()
@@ -133,6 +145,7 @@ class MapCapture:
                 self._completed(layer, by_attention=True)
                 return None
             maps = {}
+            norms = None
             if "raw" in self.kinds:
                 maps["raw"] = alpha
             if "normed" in self.kinds:
@@ -141,8 +154,11 @@ class MapCapture:
                 if layer not in self._grams:  # weights are fixed during a capture: one Gram per layer
                     self._grams[layer] = head_gram(w_out_module.weight.detach(), pos, head_dim).float()
                 norms = _value_norms(v, self._grams[layer], pos)  # (B, Hk, T)
-                maps["normed"] = alpha * norms[:, :, None, :]  # column j scaled by ‖f_h(x_j)‖
-            self._out[layer] = LayerMaps(list(self.kept[layer]), maps)
+                if self.normed_maps:
+                    maps["normed"] = alpha * norms[:, :, None, :]  # column j scaled by ‖f_h(x_j)‖
+                else:
+                    maps["raw"] = alpha  # the normed map's first factor
+            self._out[layer] = LayerMaps(list(self.kept[layer]), maps, norms)
             self._completed(layer, by_attention=True)
             return None
 

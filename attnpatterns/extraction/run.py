@@ -24,6 +24,7 @@ from attnpatterns.constants import HEAD_KINDS, MAP_KINDS
 from attnpatterns.data.records import InputError, TextExample
 from attnpatterns.extraction.maps import MapCapture
 from attnpatterns.extraction.store import (
+    COLUMN_NORMS,
     HEADS_FILE,
     RUN_TYPE,
     MapRun,
@@ -164,7 +165,8 @@ def extract_maps(
             return finished  # the same run, complete and undamaged: nothing to do, nothing rewritten
     out.mkdir(parents=True, exist_ok=True)
 
-    capture = MapCapture(model.model, config.kinds, head_mask, mlp_mask)
+    # normed maps are stored as their factors (raw map and column norms; see store.py): half the bytes
+    capture = MapCapture(model.model, config.kinds, head_mask, mlp_mask, normed_maps=False)
     write_json(out / HEADS_FILE, {"layers": capture.kept})
     # "running" before any shard or index line is touched: a kill during a repair must not leave "complete" behind
     # (a resumed run keeps its creation time and counts the resume: RunFolder.start)
@@ -241,12 +243,18 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
         inputs = {k: v.to(device) for k, v in enc.items()}
         layers = capture.run(**inputs)  # the forward pass stops once the last layer's maps are captured
         lengths = enc["attention_mask"].sum(dim=1).tolist()
-        # one cast per layer and kind to the stored dtype (torch rounds float32 -> float16 exactly as numpy does)
+        # one cast per layer and kind to the stored dtype (torch rounds float32 -> float16 exactly as numpy does);
+        # the normed maps' column norms stay float32
         per_layer = {
             (kind, layer): lm.maps[kind].to(device="cpu", dtype=store_dtype).numpy()
             for layer, lm in enumerate(layers)
             for kind in lm.maps
         }
+        per_layer.update({
+            (COLUMN_NORMS, layer): lm.column_norms.to(device="cpu", dtype=torch.float32).numpy()
+            for layer, lm in enumerate(layers)
+            if lm.column_norms is not None
+        })
         for j, i in enumerate(idx):
             n = int(lengths[j])
             ids = enc["input_ids"][j, :n].tolist()
@@ -261,7 +269,8 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
                 "truncated": bool(truncated[j]),
             }
             # crop to real tokens, and copy now: a view would keep the whole padded batch alive until the flush
-            maps = {key: arr[j, :, :n, :n].copy() for key, arr in per_layer.items()}
+            maps = {key: arr[j, :, :n, :n].copy() if arr.ndim == 4 else arr[j, :, :n].copy()
+                    for key, arr in per_layer.items()}
             results[i] = (meta, maps)
     for i in range(len(chunk)):
         writer.add(*results[i])

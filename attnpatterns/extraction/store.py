@@ -10,7 +10,17 @@ A run folder holds::
                            one tensor per (example row, kind, layer) named "<row>/<kind>/<layer>", shape
                            (heads kept, T, T), float16 by default; T = the example's real tokens (no padding).
                            Layer-level kinds (LAYER_KINDS: rollout, resln, alti, valuezero) have one map per
-                           layer, for every layer: shape (1, T, T), listed under head id LAYER_HEAD (-1)
+                           layer, for every layer: shape (1, T, T), listed under head id LAYER_HEAD (-1).
+                           Normed maps are stored as their two factors (see below): the raw map
+                           "<row>/raw/<layer>" (stored for a normed-only run too) and "<row>/column_norms/<layer>",
+                           shape (heads kept, T), always float32
+
+Normed maps, ‖α_ij f_h(x_j)‖ = α_ij ‖f_h(x_j)‖, are the raw map with column j scaled by ‖f_h(x_j)‖, so a shard
+keeps the raw map and the T column norms per head instead of a second T × T map: half the bytes of a raw + normed
+run. Readers multiply them back in float32 (the same float32 product the hooks form, so a float32 run gives the
+very bits of the capture; in a float16 run the one rounding is the raw map's instead of the product's, the same
+relative precision, 2⁻¹¹). Shards written by earlier versions hold "<row>/normed/<layer>" maps instead; readers,
+``verify`` and the resume take either layout, shard by shard.
 
 Together ``examples.jsonl`` and ``heads.json`` are the index (example id, tokens, layer, original head id, kind);
 :meth:`MapRun.index` expands them into one row per map. Shards are written whole and atomically, and an example's
@@ -122,8 +132,21 @@ class MapRecord:
     segment_ids: list[int]
 
 
+#: The stored second factor of the normed maps: ‖f_h(x_j)‖ per kept head and token, (heads kept, T), float32.
+COLUMN_NORMS = "column_norms"
+
+
 def tensor_key(row: int, kind: str, layer: int) -> str:
     return f"{row}/{kind}/{layer}"
+
+
+def stored_tensors(kind: str, row: int, layer: int, keys: set[str]) -> dict[str, str]:
+    """The tensors of a shard (with keys ``keys``) that hold ``kind``'s maps of one example row and layer: the map
+    itself, or for normed maps in the current layout their factors, as {"map" | "raw" and "norms": key}."""
+    key = tensor_key(row, kind, layer)
+    if kind != "normed" or key in keys:  # every other kind; normed maps of shards written before the factors
+        return {"map": key}
+    return {"raw": tensor_key(row, "raw", layer), "norms": tensor_key(row, COLUMN_NORMS, layer)}
 
 
 def map_heads(kind: str, kept: list[list[int]]) -> list[list[int]]:
@@ -182,10 +205,12 @@ class ShardWriter:
         return len(self._records)
 
     def add(self, meta: dict, maps: dict[tuple[str, int], np.ndarray]) -> None:
-        """``maps[(kind, layer)]`` is (heads kept, T, T) for this example."""
+        """``maps[(kind, layer)]`` is (heads kept, T, T) for this example, in the run's dtype; the normed maps'
+        factor ``maps[(COLUMN_NORMS, layer)]`` is (heads kept, T), kept in float32."""
         row = len(self._records)
         for (kind, layer), arr in maps.items():
-            self._tensors[tensor_key(row, kind, layer)] = np.ascontiguousarray(arr, dtype=self.dtype)
+            dtype = np.float32 if kind == COLUMN_NORMS else self.dtype
+            self._tensors[tensor_key(row, kind, layer)] = np.ascontiguousarray(arr, dtype=dtype)
         self._records.append({**meta, "row": row})
 
     def flush(self) -> None:
@@ -372,13 +397,14 @@ def _check_contents(
                     for layer, ids in enumerate(map_heads(kind, kept)):
                         if not ids:
                             continue
-                        key = tensor_key(rec.row, kind, layer)
-                        if key not in keys:
-                            return UNREADABLE, f"no tensor {key!r} for example {rec.example_id!r}"
-                        shape = list(handle.get_slice(key).get_shape())
-                        if shape != [len(ids), rec.n_tokens, rec.n_tokens]:
-                            want = [len(ids), rec.n_tokens, rec.n_tokens]
-                            return UNREADABLE, f"tensor {key!r} has shape {shape}, not {want}"
+                        T = rec.n_tokens
+                        for part, key in stored_tensors(kind, rec.row, layer, keys).items():
+                            if key not in keys:
+                                return UNREADABLE, f"no tensor {key!r} for example {rec.example_id!r}"
+                            shape = list(handle.get_slice(key).get_shape())
+                            want = [len(ids), T] if part == "norms" else [len(ids), T, T]
+                            if shape != want:
+                                return UNREADABLE, f"tensor {key!r} has shape {shape}, not {want}"
     except (SafetensorError, OSError) as err:
         return UNREADABLE, f"safetensors cannot read it: {err}"
     return None
@@ -564,18 +590,25 @@ class MapRun:
                 raise self._damaged(name, *found)
             self._checked.add(name)
         try:
-            return safe_open(str(path), framework="np")
+            handle = safe_open(str(path), framework="np")
+            return handle, set(handle.keys())
         except (SafetensorError, OSError) as err:
             raise self._damaged(name, UNREADABLE, f"safetensors cannot read it: {err}") from None
 
     def _layer_block(self, rec: ExampleRecord, kind: str, layer: int) -> np.ndarray:
+        """One layer's maps of ``kind`` for one example, (heads, T, T) float32; normed maps are multiplied back
+        from their stored factors (the module docstring)."""
         from safetensors import SafetensorError
 
-        handle = self._open(rec.shard)
+        handle, keys = self._open(rec.shard)
         try:
-            return handle.get_tensor(tensor_key(rec.row, kind, layer))
+            parts = {part: handle.get_tensor(key) for part, key in stored_tensors(kind, rec.row, layer, keys).items()}
         except SafetensorError as err:
             raise self._damaged(rec.shard, UNREADABLE, str(err)) from None
+        if "map" in parts:
+            return np.asarray(parts["map"], dtype=np.float32)
+        norms = np.asarray(parts["norms"], dtype=np.float32)
+        return np.asarray(parts["raw"], dtype=np.float32) * norms[:, None, :]  # column j scaled by ‖f_h(x_j)‖
 
     def get_map(self, example_id: str, layer: int, head: int, kind: str = "raw") -> np.ndarray:
         """The (T, T) float32 map of ``head`` (original id) in ``layer`` for one example.
@@ -592,11 +625,11 @@ class MapRun:
                 raise RunError(
                     f"{kind} maps are per layer, not per head; ask for head {LAYER_HEAD} (the layer's map)."
                 )
-            return np.asarray(self._layer_block(rec, kind, layer)[0], dtype=np.float32)
+            return self._layer_block(rec, kind, layer)[0]
         if head not in self._kept[layer]:
             raise RunError(f"head {head} of layer {layer} has no maps in this run (masked, or out of range).")
         pos = self._kept[layer].index(head)
-        return np.asarray(self._layer_block(rec, kind, layer)[pos], dtype=np.float32)
+        return self._layer_block(rec, kind, layer)[pos]
 
     def iter_maps(
         self,
@@ -626,7 +659,7 @@ class MapRun:
                         if head_filter is not None and head not in head_filter:
                             continue
                         yield MapRecord(
-                            rec.example_id, layer, head, kind, np.asarray(block[pos], np.float32),
+                            rec.example_id, layer, head, kind, block[pos],
                             rec.tokens, rec.segment_ids,
                         )
 

@@ -230,3 +230,84 @@ def test_cli_verify_on_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "notes").mkdir()
     res = runner.invoke(app, ["verify", str(tmp_path / "notes")])
     assert res.exit_code == 2 and "not an extraction run" in res.output
+
+
+def _rewrite_shard(root, name, change):
+    """Replace a shard's tensors by ``change(tensors)`` and record the new file's size and sha256 in the index, as
+    a writer of that content would have: only the content checks can object to it."""
+    from safetensors.numpy import load_file, save_file
+
+    path = root / MAPS_DIR / name
+    save_file(change(load_file(str(path))), str(path))
+    lines = [json.loads(line) for line in (root / EXAMPLES_FILE).read_text().splitlines()]
+    for d in lines:
+        if d["shard"] == name:
+            d["shard_sha256"], d["shard_bytes"] = file_sha256(path), path.stat().st_size
+    (root / EXAMPLES_FILE).write_text("".join(json.dumps(d) + "\n" for d in lines))
+
+
+def _earlier_layout(tensors):
+    """A shard as written before normed maps were stored as factors: a float16 (heads, T, T) normed map per layer,
+    the raw maps only where they were asked for (here they were), no column norms."""
+    out = {}
+    for key, arr in tensors.items():
+        row, kind, layer = key.split("/")
+        if kind == "column_norms":
+            raw = tensors[f"{row}/raw/{layer}"]
+            normed = np.empty(raw.shape, np.float16)
+            for h, i, j in np.ndindex(*raw.shape):
+                normed[h, i, j] = np.float16(np.float32(raw[h, i, j]) * arr[h, j])
+            out[f"{row}/normed/{layer}"] = normed
+        else:
+            out[key] = arr
+    return out
+
+
+def test_shards_of_the_earlier_layout_are_read_verified_and_resumed(tiny, clean, tmp_path):
+    """Runs written before normed maps were stored as factors keep working: read, verified, resumed (the new
+    shards in the new layout beside the old ones)."""
+    root = _copy(clean, tmp_path)
+    names = sorted(p.name for p in (root / MAPS_DIR).iterdir())
+    for name in names:
+        _rewrite_shard(root, name, _earlier_layout)
+    old = open_run(root)
+    assert old.verify().ok
+    new = open_run(clean)
+    for (ex, kind, layer, head), array in _all_maps(old).items():
+        if kind == "raw":
+            np.testing.assert_array_equal(array, new.get_map(ex, layer, head, kind))
+        else:  # the stored float16 map, as float32: the product of the factors rounded to float16
+            assert array.dtype == np.float32
+            np.testing.assert_array_equal(array, new.get_map(ex, layer, head, kind).astype(np.float16))
+    # unfinished: the last shard's index lines lost, as after a kill; the resume writes it in the new layout
+    lines = (root / EXAMPLES_FILE).read_text().splitlines(keepends=True)
+    (root / EXAMPLES_FILE).write_text("".join(lines[:-1]))
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    mixed = extract_maps(tiny, _examples(), root, CONFIG)
+    assert mixed.verify().ok and len(mixed) == len(SENTENCES)
+    from safetensors import safe_open
+
+    last = mixed.example("t6").shard
+    with safe_open(str(root / MAPS_DIR / last), framework="np") as handle:
+        assert "0/column_norms/0" in handle.keys() and "0/normed/0" not in handle.keys()
+    np.testing.assert_array_equal(mixed.get_map("t6", 1, 3, "normed"), new.get_map("t6", 1, 3, "normed"))
+    np.testing.assert_array_equal(mixed.get_map("t0", 1, 3, "normed"), old.get_map("t0", 1, 3, "normed"))
+
+
+@pytest.mark.parametrize("lost", ["column_norms", "raw"])
+def test_a_shard_without_a_factor_of_its_normed_maps_is_damaged(tiny, clean, tmp_path, lost):
+    root = _copy(clean, tmp_path)
+    _rewrite_shard(root, DAMAGED, lambda t: {k: v for k, v in t.items() if k != f"1/{lost}/0"})
+    [damage] = open_run(root).verify().damaged
+    assert (damage.shard, damage.problem) == (DAMAGED, UNREADABLE)
+    assert f"no tensor '1/{lost}/0'" in damage.detail and damage.example_ids == DAMAGED_IDS
+    with pytest.warns(UserWarning, match=DAMAGED):
+        assert extract_maps(tiny, _examples(), root, CONFIG).verify().ok
+
+
+def test_column_norms_of_the_wrong_shape_are_damage(clean, tmp_path):
+    root = _copy(clean, tmp_path)
+    _rewrite_shard(root, DAMAGED, lambda t: {**t, "0/column_norms/1": t["0/column_norms/1"][:, :-1].copy()})
+    [damage] = open_run(root).verify().damaged
+    assert damage.problem == UNREADABLE and "'0/column_norms/1' has shape" in damage.detail

@@ -6,9 +6,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from safetensors import safe_open
 
 from attnpatterns.data.records import InputError, TextExample
-from attnpatterns.extraction import ExtractionConfig, RunError, RunExistsError, extract_maps, open_run
+from attnpatterns.extraction import ExtractionConfig, MapCapture, RunError, RunExistsError, extract_maps, open_run
+from attnpatterns.extraction.run import tokenize
 from attnpatterns.extraction.store import EXAMPLES_FILE, MAPS_DIR
 
 TEXTS = [
@@ -59,17 +62,70 @@ def test_float32_on_request_matches_float16(tiny, tmp_path):
     assert (tmp_path / "b" / MAPS_DIR).stat() and not np.array_equal(a, b)
 
 
+def _stored_column_norms(run, example_id, layer):
+    """The normed maps' stored second factor, read straight from the shard: (heads kept, T) float32."""
+    rec = run.example(example_id)
+    with safe_open(str(run.root / MAPS_DIR / rec.shard), framework="np") as handle:
+        return handle.get_tensor(f"{rec.row}/column_norms/{layer}")
+
+
 def test_float16_maps_are_numpys_rounding_of_the_float32_maps(tiny, tmp_path):
-    """The float16 cast happens in torch, once per layer; it must round exactly as numpy does, map by map."""
+    """The float16 cast happens in torch, once per layer; it must round exactly as numpy does, map by map. A normed
+    map is the (rounded) raw map times the float32 column norms, which are the same in both dtypes."""
     examples = _examples() + _examples(pairs=True)
     r16 = extract_maps(tiny, examples, tmp_path / "a", ExtractionConfig(batch_size=3))
     r32 = extract_maps(tiny, examples, tmp_path / "b", ExtractionConfig(batch_size=3, dtype="float32"))
     n = 0
     for a, b in zip(r16.iter_maps(), r32.iter_maps()):
         assert (a.example_id, a.layer, a.head, a.kind) == (b.example_id, b.layer, b.head, b.kind)
-        assert np.array_equal(a.array, b.array.astype(np.float16).astype(np.float32))
+        raw16 = r16.get_map(a.example_id, a.layer, a.head, "raw")
+        assert np.array_equal(raw16, r32.get_map(a.example_id, a.layer, a.head, "raw").astype(np.float16))
+        if a.kind == "raw":
+            assert np.array_equal(a.array, raw16)
+        else:
+            pos = [h for lay, h in r16.heads if lay == a.layer].index(a.head)
+            norms = _stored_column_norms(r16, a.example_id, a.layer)
+            assert norms.dtype == np.float32
+            assert np.array_equal(norms, _stored_column_norms(r32, a.example_id, a.layer))
+            expected = np.empty_like(raw16)
+            for i in range(raw16.shape[0]):  # cell by cell: α_ij (as stored) · ‖f_h(x_j)‖
+                for j in range(raw16.shape[1]):
+                    expected[i, j] = np.float32(raw16[i, j]) * norms[pos, j]
+            assert np.array_equal(a.array, expected)
         n += 1
     assert n == len(examples) * 2 * 4 * 2  # examples x layers x heads x kinds
+
+
+def test_stored_normed_maps_are_the_capture_bits_in_float32_and_half_the_bytes(tiny, tmp_path):
+    """A float32 run's normed maps, multiplied back from the stored factors, are the very bits the hooks compute
+    (the same float32 product); storing factors instead of a second T x T map about halves a raw + normed run."""
+    examples = _examples(pairs=True)
+    config = ExtractionConfig(batch_size=len(examples), chunk_size=len(examples), dtype="float32")
+    run = extract_maps(tiny, examples, tmp_path / "run", config)
+    enc, _ = tokenize(tiny.tokenizer, examples, config.max_length)
+    with torch.inference_mode(), MapCapture(tiny.model, ("raw", "normed")) as cap:
+        layers = cap.run(**enc)
+    for j, ex in enumerate(examples):
+        n = run.example(ex.example_id).n_tokens
+        for layer, lm in enumerate(layers):
+            for pos, head in enumerate(lm.head_ids):
+                want = lm.maps["normed"][j, pos, :n, :n].numpy()
+                assert np.array_equal(run.get_map(ex.example_id, layer, head, "normed"), want)
+    raw_only = extract_maps(tiny, examples, tmp_path / "raw", ExtractionConfig(kinds=("raw",)))
+    both = extract_maps(tiny, examples, tmp_path / "both")
+    size = [sum(f.stat().st_size for f in (r.root / MAPS_DIR).iterdir()) for r in (raw_only, both)]
+    assert size[1] < 1.35 * size[0]  # a second float16 T x T map per head would double it
+
+
+def test_a_normed_only_run_stores_the_raw_factor_but_serves_only_normed_maps(tiny, tmp_path):
+    both = extract_maps(tiny, _examples(), tmp_path / "both")
+    normed = extract_maps(tiny, _examples(), tmp_path / "normed", ExtractionConfig(kinds=("normed",)))
+    assert normed.kinds == ("normed",) and normed.verify().ok
+    for ex in both.examples:
+        np.testing.assert_array_equal(normed.get_map(ex.example_id, 1, 2, "normed"),
+                                      both.get_map(ex.example_id, 1, 2, "normed"))
+    with pytest.raises(RunError, match="no 'raw' maps"):
+        normed.get_map("s0", 0, 0, "raw")
 
 
 def test_masked_run_has_no_maps_for_masked_heads(tiny, tmp_path):
