@@ -595,9 +595,9 @@ class MapRun:
         except (SafetensorError, OSError) as err:
             raise self._damaged(name, UNREADABLE, f"safetensors cannot read it: {err}") from None
 
-    def _layer_block(self, rec: ExampleRecord, kind: str, layer: int) -> np.ndarray:
-        """One layer's maps of ``kind`` for one example, (heads, T, T) float32; normed maps are multiplied back
-        from their stored factors (the module docstring)."""
+    def _layer_block(self, rec: ExampleRecord, kind: str, layer: int, pos: int | None = None) -> np.ndarray:
+        """One layer's maps of ``kind`` for one example as float32: (heads, T, T), or only the head at position
+        ``pos`` (T, T). Normed maps are multiplied back from their stored factors (the module docstring)."""
         from safetensors import SafetensorError
 
         handle, keys = self._open(rec.shard)
@@ -605,10 +605,12 @@ class MapRun:
             parts = {part: handle.get_tensor(key) for part, key in stored_tensors(kind, rec.row, layer, keys).items()}
         except SafetensorError as err:
             raise self._damaged(rec.shard, UNREADABLE, str(err)) from None
+        if pos is not None:  # one head: convert (and multiply) only its map
+            parts = {part: arr[pos] for part, arr in parts.items()}
         if "map" in parts:
             return np.asarray(parts["map"], dtype=np.float32)
         norms = np.asarray(parts["norms"], dtype=np.float32)
-        return np.asarray(parts["raw"], dtype=np.float32) * norms[:, None, :]  # column j scaled by ‖f_h(x_j)‖
+        return np.asarray(parts["raw"], dtype=np.float32) * norms[..., None, :]  # column j scaled by ‖f_h(x_j)‖
 
     def get_map(self, example_id: str, layer: int, head: int, kind: str = "raw") -> np.ndarray:
         """The (T, T) float32 map of ``head`` (original id) in ``layer`` for one example.
@@ -625,11 +627,11 @@ class MapRun:
                 raise RunError(
                     f"{kind} maps are per layer, not per head; ask for head {LAYER_HEAD} (the layer's map)."
                 )
-            return self._layer_block(rec, kind, layer)[0]
+            return self._layer_block(rec, kind, layer, 0)
         if head not in self._kept[layer]:
             raise RunError(f"head {head} of layer {layer} has no maps in this run (masked, or out of range).")
         pos = self._kept[layer].index(head)
-        return self._layer_block(rec, kind, layer)[pos]
+        return self._layer_block(rec, kind, layer, pos)
 
     def iter_maps(
         self,
