@@ -17,7 +17,11 @@ max, and best over best):
   * the brute-force method that materialises alpha * f(x) (batch x heads x T x T x hidden), for reference;
   * peak RSS of a fresh process extracting 256 and 2,048 examples (target: the larger within 1.2x of the smaller).
 
-Run:  uv run python benchmarks/bench_extraction.py [--examples 256] [--repeats 5] [--device cuda]
+Everything runs with the process settings of the CLI (`--runtime cli`, the default: OpenMP's spin count and glibc's
+malloc as `attnpatterns extract` sets them, attnpatterns/cli/app.py), baselines included; `--runtime library`
+measures a plain Python process instead, as when a notebook calls extract_maps.
+
+Run:  uv run python benchmarks/bench_extraction.py [--examples 256] [--repeats 5] [--device cuda] [--runtime library]
 """
 
 from __future__ import annotations
@@ -204,21 +208,29 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--rss-sizes", default="256,2048")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the model's forward passes run there)")
+    parser.add_argument("--runtime", choices=("cli", "library"), default="cli",
+                        help="cli: the process settings `attnpatterns extract` runs with (OpenMP spin count, glibc "
+                             "malloc; attnpatterns/cli/app.py), for the baselines and the extraction alike; library: "
+                             "none, as when extract_maps is called from a user's own Python session")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.runtime == "cli":  # before torch loads: the spin count is read when OpenMP starts
+        import attnpatterns.cli.app  # noqa: F401  (sets GOMP_SPINCOUNT and calls mallopt, as the CLI does)
     if args.rss_child is not None:
         peak_rss_child(args.rss_child, args.batch_size, args.max_length, args.device)
         return
     import torch
 
     where = args.device if args.device == "cpu" else f"{args.device} ({torch.cuda.get_device_name(args.device)})"
-    print(f"# torch {torch.__version__}, threads: {torch.get_num_threads()}, device: {where}; {machine_load()}")
+    print(f"# torch {torch.__version__}, threads: {torch.get_num_threads()}, device: {where}; runtime: {args.runtime} "
+          f"(GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')}); {machine_load()}")
     result = timings(args.examples, args.repeats, args.batch_size, args.max_length, args.device)
     print(json.dumps(result, indent=1))
     rss = []
     for n in [int(x) for x in args.rss_sizes.split(",")]:
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--batch-size", str(args.batch_size),
-                              "--max-length", str(args.max_length), "--device", args.device],
+                              "--max-length", str(args.max_length), "--device", args.device,
+                              "--runtime", args.runtime],
                              capture_output=True, text=True, check=True)
         rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rss[-1]))
