@@ -136,6 +136,14 @@ def test_masked_run_has_no_maps_for_masked_heads(tiny, tmp_path):
     assert run.manifest["head_mask"][1][0] == 0 and run.manifest["mlp_mask"] == [1.0, 0.0]
     with pytest.raises(RunError, match="no maps"):
         run.get_map("s0", 1, 0)
+    # the kept heads' column norms line up with their raw maps: masking head 0 of layer 1 changes nothing that
+    # layer 1's maps are computed from, so each kept head's normed map is the unmasked run's map of the same head
+    full = extract_maps(tiny, _examples(), tmp_path / "full", ExtractionConfig(dtype="float32"))
+    masked = extract_maps(tiny, _examples(), tmp_path / "masked", ExtractionConfig(dtype="float32"), head_mask=mask)
+    for head in (1, 2, 3):
+        np.testing.assert_allclose(masked.get_map("s1", 1, head, "normed"), full.get_map("s1", 1, head, "normed"),
+                                   rtol=1e-6, atol=1e-9)
+    assert not np.allclose(masked.get_map("s1", 1, 1, "normed"), full.get_map("s1", 1, 2, "normed"), rtol=1e-3)
 
 
 class _Kill(Exception):
