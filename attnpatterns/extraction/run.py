@@ -236,9 +236,11 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
     device = model_device(model.model)
     store_dtype = getattr(torch, config.dtype)  # float16 or float32, as the writer stores them
     n_truncated = 0
-    for idx in _batches(chunk, config.batch_size):
-        batch = [chunk[i] for i in idx]
-        enc, truncated = tokenize(model.tokenizer, batch, config.max_length)
+    # the chunk's batches are tokenised before its first forward pass, not between forward passes: the same calls
+    # and tensors, but torch's threads then run the forward passes back to back (benchmarks/RESULTS.md, "Extraction")
+    encoded = [(idx, *tokenize(model.tokenizer, [chunk[i] for i in idx], config.max_length))
+               for idx in _batches(chunk, config.batch_size)]
+    for idx, enc, truncated in encoded:
         n_truncated += sum(truncated)
         inputs = {k: v.to(device) for k, v in enc.items()}
         layers = capture.run(**inputs)  # the forward pass stops once the last layer's maps are captured
