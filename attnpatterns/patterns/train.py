@@ -442,7 +442,7 @@ def train_classifier(
         raise DataError("the kind of the maps (raw or normed) is unknown; pass kind=")
     if data.kind is not None and data.kind != kind:
         raise DataError(f"the data holds {data.kind} maps but a {kind} classifier was asked for")
-    data = LabeledSet(data.names, data.arrays, data.labels, data.groups, kind, data.source, data.meta, data.segments)
+    data = replace(data, kind=kind)  # every other field (segment ids included) as given
     preprocess = preprocess or default_preprocess(kind)
     if preprocess.segment_statistics and data.segments is None:
         # loose maps carry no segment ids: the statistics would be the same for every map, and a checkpoint trained
