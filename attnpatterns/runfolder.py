@@ -160,8 +160,11 @@ def _package_versions(names: tuple[str, ...]) -> tuple[tuple[str, str | None], .
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str | None:
-    """The commit of the attnpatterns checkout, when it is installed from one (editable installs)."""
+    """The commit of the attnpatterns checkout, when it is installed from one (editable installs); asked of git once
+    per process, like :func:`package_versions`: the code a run records is the code this process imported, which a
+    later commit does not change (and starting ``git`` again cost ~5 ms per manifest)."""
     here = Path(__file__).resolve().parent
     try:
         res = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import subprocess
 
 import pytest
 
@@ -171,3 +172,21 @@ def test_package_versions_are_the_installed_ones_and_each_call_gets_its_own_dict
                    "no-such-package-attnpatterns": None}
     got["numpy"] = "edited"  # a caller's edit must not reach the next manifest
     assert package_versions(names)["numpy"] == importlib.metadata.version("numpy")
+
+
+def test_git_commit_is_asked_of_git_once_per_process(monkeypatch):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=f"{len(calls):040d}\n", stderr="")
+
+    runfolder.git_commit.cache_clear()
+    monkeypatch.setattr(runfolder.subprocess, "run", fake_run)
+    try:
+        first = runfolder.base_manifest("pruning")["git_commit"]
+        second = runfolder.base_manifest("extraction")["git_commit"]
+    finally:
+        runfolder.git_commit.cache_clear()  # the next caller asks the real git again
+    assert first == second == "0" * 39 + "1"
+    assert len(calls) == 1 and calls[0][-2:] == ["rev-parse", "HEAD"]
