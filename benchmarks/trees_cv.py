@@ -10,8 +10,11 @@ cores.
 Run:  uv run python benchmarks/trees_cv.py --kind normed --set lone_column_statistics=false \
           --set lone_column_statistics=true --set band_statistics=true
       uv run python benchmarks/trees_cv.py --kind normed --boost max_iter=600 --boost class_weight=none
+      uv run python benchmarks/trees_cv.py --kind normed --train-share 0.5 --train-share 0.75
 Each ``--set`` (a PreprocessConfig field) and each ``--boost`` (a HistGradientBoostingClassifier argument) is one
-setting to screen; with neither, the default is screened alone.
+setting to screen; with neither, the default is screened alone. Each ``--train-share S`` screens the default
+settings trained on a random share S of each training fold's texts (whole texts, drawn per split with seed = the
+split's number; the held-out folds are unchanged): a learning curve, to judge what more annotated maps would be worth.
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ def _pair(text: str) -> tuple[str, object]:
     return key.strip(), _value(value.strip())
 
 
+def train_share(train, groups, share: float, rng):
+    """The rows of ``train`` whose texts are in a random ``share`` of its texts (at least one text)."""
+    import numpy as np
+
+    texts = np.unique(groups[train])
+    kept = rng.choice(texts, max(1, int(round(share * len(texts)))), replace=False)
+    return train[np.isin(groups[train], kept)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", default="normed", choices=("raw", "normed"))
@@ -49,6 +61,9 @@ def main() -> None:
                         help="FIELD=VALUE of PreprocessConfig: one feature setting to screen (repeatable)")
     parser.add_argument("--boost", type=_pair, action="append", default=[],
                         help="ARG=VALUE of HistGradientBoostingClassifier: one boosting setting (repeatable)")
+    parser.add_argument("--train-share", type=float, action="append", default=[],
+                        help="train on this share (0-1] of each training fold's texts: one learning-curve point "
+                             "(repeatable)")
     parser.add_argument("--splits", type=int, default=3, help="fold splits (seeds 0, 7, 14, ...)")
     parser.add_argument("--corpus", default="annotations")
     args = parser.parse_args()
@@ -65,12 +80,16 @@ def main() -> None:
     data = load_labeled(args.corpus, "auto", args.kind, DEFAULT_LABEL_MAP)
     y = np.asarray(data.y)
     base = default_preprocess(args.kind)
-    settings = [(f"{k}={v}", replace(base, **{k: v}), {}) for k, v in args.sets]
-    settings += [(f"boost {k}={v}", base, {k: v}) for k, v in args.boost]
-    settings = settings or [("default", base, {})]
+    if any(not 0.0 < share <= 1.0 for share in args.train_share):
+        parser.error("--train-share takes a share of the training texts in (0, 1], e.g. 0.5")
+    settings = [(f"{k}={v}", replace(base, **{k: v}), {}, 1.0) for k, v in args.sets]
+    settings += [(f"boost {k}={v}", base, {k: v}, 1.0) for k, v in args.boost]
+    settings += [(f"train share {share:g}", base, {}, share) for share in args.train_share]
+    settings = settings or [("default", base, {}, 1.0)]
+    groups = np.asarray(data.groups)
     print(f"{args.kind} maps: {len(y)}; default preprocessing {base.to_dict()}")
     vectors = {}
-    for name, preprocess, boost in settings:
+    for name, preprocess, boost, share in settings:
         start = time.perf_counter()
         if preprocess not in vectors:
             vectors[preprocess] = preprocess_maps(data.arrays, preprocess, names=data.names,
@@ -79,7 +98,10 @@ def main() -> None:
         scores = []
         for split in range(args.splits):
             pred = np.zeros_like(y)
+            rng = np.random.default_rng(split)
             for train, test in _grouped_splits(y, data.groups, 5, REPEAT_SEED_STEP * split):
+                if share < 1.0:
+                    train = train_share(train, groups, share, rng)
                 settings_ = {"max_iter": 300, "learning_rate": 0.05, "class_weight": "balanced",
                              "early_stopping": False, "random_state": 0, **boost}
                 pred[test] = HistGradientBoostingClassifier(**settings_).fit(x[train], y[train]).predict(x[test])
