@@ -12,8 +12,9 @@ max, and best over best):
   * the same extraction against the bare eager forward cut where the extraction cuts it (after the last layer's
     attention: what follows cannot change a map), which isolates attnpatterns' own overhead from that saving;
   * where the extraction's time goes, as stages timed in the same rounds: the hooks alone (maps captured from the
-    already tokenised batches, nothing kept) and the whole extraction without writing (tokenising, hooks, float16
-    crops and per-example records, handed to a writer that drops them), each over the bare forward;
+    already tokenised batches, nothing kept), the same for raw maps only (the difference is what the normed maps'
+    value hooks and column norms cost) and the whole extraction without writing (tokenising, hooks, float16 crops
+    and per-example records, handed to a writer that drops them), each over the bare forward;
   * the brute-force method that materialises alpha * f(x) (batch x heads x T x T x hidden), for reference;
   * peak RSS of a fresh process extracting 256 and 2,048 examples (target: the larger within 1.2x of the smaller).
 
@@ -153,10 +154,13 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str 
         with tempfile.TemporaryDirectory() as tmp:
             extract_maps(loaded, examples, os.path.join(tmp, "run"), config)
 
-    def capture_only():  # the extraction's capture: normed maps as their factors (raw map, column norms)
-        with MapCapture(loaded.model, config.kinds, normed_maps=False) as cap:
-            for batch in batches:
-                cap.run(**batch)
+    def capture(kinds):
+        def run():  # the extraction's capture: normed maps as their factors (raw map, column norms)
+            with MapCapture(loaded.model, kinds, normed_maps=False) as cap:
+                for batch in batches:
+                    cap.run(**batch)
+
+        return run
 
     class _DropWriter:  # takes what _process_chunk hands over and drops it
         def add(self, meta, maps):
@@ -170,7 +174,8 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str 
     _check_same_batches(loaded, batches, extract)
     with torch.inference_mode():
         times = interleaved({"bare": bare, "bare_cut": bare_cut, "sdpa": sdpa_forward, "attnpatterns": extract,
-                             "capture_only": capture_only, "no_write": no_write,
+                             "capture_only": capture(config.kinds), "capture_raw_only": capture(("raw",)),
+                             "no_write": no_write,
                              "brute_force": lambda: _brute_force(loaded, batches)}, repeats)
     return {
         "examples": n,
@@ -181,6 +186,7 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str 
         "attnpatterns_vs_bare_cut": ratio(times, "attnpatterns", "bare_cut"),
         "bare_cut_vs_bare": ratio(times, "bare_cut", "bare"),
         "capture_only_vs_bare": ratio(times, "capture_only", "bare"),
+        "capture_raw_only_vs_bare": ratio(times, "capture_raw_only", "bare"),
         "no_write_vs_bare": ratio(times, "no_write", "bare"),
         "bare_vs_sdpa": ratio(times, "bare", "sdpa"),
         "brute_force_vs_bare": ratio(times, "brute_force", "bare"),
@@ -243,8 +249,8 @@ def main() -> None:
     print(f"attnpatterns / SDPA forward without attentions: {describe(result['attnpatterns_vs_sdpa'])}")
     print(f"attnpatterns / bare forward cut after the last attention: {describe(result['attnpatterns_vs_bare_cut'])}")
     print(f"bare forward cut after the last attention / bare forward: {describe(result['bare_cut_vs_bare'])}")
-    print(f"stages / bare forward: hooks alone {describe(result['capture_only_vs_bare'])}; "
-          f"all but writing {describe(result['no_write_vs_bare'])}")
+    print(f"stages / bare forward: hooks alone {describe(result['capture_only_vs_bare'])} (raw maps only "
+          f"{describe(result['capture_raw_only_vs_bare'])}); all but writing {describe(result['no_write_vs_bare'])}")
     print(f"bare eager forward with attentions / SDPA forward: {describe(result['bare_vs_sdpa'])}")
     print(f"brute force / bare: {describe(result['brute_force_vs_bare'])}")
 
