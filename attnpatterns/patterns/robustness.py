@@ -12,20 +12,33 @@ under a treatment equals their label as given. Treatments, registered in :data:`
 ``crop-last``     drop the last token's row and column (for BERT-style input, the final ``[SEP]``); unlike the
                   others this changes the content of the map, so some disagreement is legitimate.
 
-For a classifier that reads segment ids (``segment_statistics``), each treatment has a counterpart for the ids in
-:data:`SEGMENT_TREATMENTS` (padding repeats the last id, resampling picks the id of the nearest original token,
-cropping drops the last id), so that a pair stays the same pair under the treatment.
+For a classifier that reads segment ids (``segment_statistics``), each :class:`Treatment` carries its counterpart
+for the ids (padding repeats the last id, resampling picks the id of the nearest original token, cropping drops the
+last id), so that a pair stays the same pair under the treatment. A plain function of a map may stand in for a
+treatment; having no rule for the ids, its treated maps are read as single sentences.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-Treatment = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """A change of a map's size, called like a function of the map (``apply``), with the same change for the map's
+    segment ids: ``segments(ids, treated size)`` (None: no rule, the treated map counts as a single sentence)."""
+
+    apply: Callable[[np.ndarray], np.ndarray]
+    segments: Callable[[np.ndarray, int], np.ndarray] | None = None
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        return self.apply(array)
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
@@ -38,15 +51,6 @@ def _resize(array: np.ndarray, size: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]  # (1, 1, T, T)
     out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return out[0, 0].clamp_min(0).numpy()
-
-
-TREATMENTS: dict[str, Treatment] = {
-    "pad-128": lambda a: _pad_to(a, 128 if a.shape[0] < 128 else a.shape[0] + 16),
-    "pad-double": lambda a: _pad_to(a, 2 * a.shape[0]),
-    "resize-up": lambda a: _resize(a, round(1.5 * a.shape[0])),
-    "resize-down": lambda a: _resize(a, max(4, round(0.75 * a.shape[0]))),
-    "crop-last": lambda a: a[:-1, :-1] if a.shape[0] > 4 else a,
-}
 
 
 def resize_segments(segments, size: int) -> np.ndarray:
@@ -62,34 +66,38 @@ def _pad_segments(segments, size: int) -> np.ndarray:
     return np.concatenate([seg, np.full(size - len(seg), seg[-1], dtype=np.int64)])
 
 
-#: For each treatment of :data:`TREATMENTS`, the segment ids of the treated map: ``f(ids, treated size)``.
-SEGMENT_TREATMENTS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "pad-128": _pad_segments,
-    "pad-double": _pad_segments,
-    "resize-up": resize_segments,
-    "resize-down": resize_segments,
-    "crop-last": lambda s, size: np.asarray(s, dtype=np.int64)[:size],
+def _crop_segments(segments, size: int) -> np.ndarray:
+    return np.asarray(segments, dtype=np.int64)[:size]
+
+
+TREATMENTS: dict[str, Treatment] = {
+    "pad-128": Treatment(lambda a: _pad_to(a, 128 if a.shape[0] < 128 else a.shape[0] + 16), _pad_segments),
+    "pad-double": Treatment(lambda a: _pad_to(a, 2 * a.shape[0]), _pad_segments),
+    "resize-up": Treatment(lambda a: _resize(a, round(1.5 * a.shape[0])), resize_segments),
+    "resize-down": Treatment(lambda a: _resize(a, max(4, round(0.75 * a.shape[0]))), resize_segments),
+    "crop-last": Treatment(lambda a: a[:-1, :-1] if a.shape[0] > 4 else a, _crop_segments),
 }
 
 
 def agreement_masks(
     classifier,
     maps: Sequence[np.ndarray],
-    treatments: Mapping[str, Treatment] | None = None,
+    treatments: Mapping[str, Treatment | Callable[[np.ndarray], np.ndarray]] | None = None,
     batch_size: int = 256,
     segments: Sequence | None = None,
 ) -> dict[str, np.ndarray]:
     """Per treatment, a boolean array: is each map's predicted label unchanged by the treatment?
 
-    ``segments`` (one list of ids per map, or None) go with the maps; a treatment without an entry in
-    :data:`SEGMENT_TREATMENTS` gets none, so its maps count as single sentences.
+    ``segments`` (one list of ids per map, or None) go with the maps, each treatment's ids made by its
+    :attr:`Treatment.segments`; a treatment without that rule (e.g. a plain function) gets none, so its maps count as
+    single sentences.
     """
     treatments = dict(TREATMENTS if treatments is None else treatments)
     base = classifier.predict_proba(maps, batch_size=batch_size, segments=segments).argmax(axis=1)
     out = {}
     for name, treat in treatments.items():
         treated = [treat(m) for m in maps]
-        rule = SEGMENT_TREATMENTS.get(name)
+        rule = getattr(treat, "segments", None)
         ids = None
         if segments is not None and rule is not None:
             ids = [None if s is None else rule(s, t.shape[0]) for s, t in zip(segments, treated)]
@@ -111,7 +119,7 @@ def summarise_agreement(masks: Mapping[str, np.ndarray]) -> dict[str, float]:
 def treatment_agreement(
     classifier,
     maps: Sequence[np.ndarray],
-    treatments: Mapping[str, Treatment] | None = None,
+    treatments: Mapping[str, Treatment | Callable[[np.ndarray], np.ndarray]] | None = None,
     batch_size: int = 256,
     segments: Sequence | None = None,
 ) -> dict[str, float]:

@@ -28,7 +28,7 @@ from attnpatterns.patterns.classify import (
 )
 from attnpatterns.patterns.evaluate import evaluate_classifier
 from attnpatterns.patterns.io import LabeledSet
-from attnpatterns.patterns.robustness import SEGMENT_TREATMENTS, TREATMENTS, agreement_masks, resize_segments
+from attnpatterns.patterns.robustness import TREATMENTS, Treatment, agreement_masks, resize_segments
 from attnpatterns.patterns.train import augmented_views, train_classifier
 from tests.helpers import save_tiny_model
 from tests.patterns.conftest import FAST, GRID32, SMALL, save_npy_folder
@@ -168,12 +168,34 @@ def test_segment_ids_follow_each_robustness_treatment(tiny_run, segment_classifi
     arr = np.random.default_rng(0).random((11, 11))
     for name, treat in TREATMENTS.items():
         treated = treat(arr)
-        ids = SEGMENT_TREATMENTS[name](seg, treated.shape[0])
+        ids = treat.segments(seg, treated.shape[0])
         assert len(ids) == treated.shape[0]
         assert ids[: min(len(ids), 11)].tolist() == seg[: len(ids)] or name.startswith("resize")
     records = [r for r in tiny_run.iter_maps(kinds=["normed"]) if max(r.segment_ids) == 1]
     masks = agreement_masks(segment_classifier, [r.array for r in records], segments=[r.segment_ids for r in records])
     assert masks["pad-128"].all() and masks["pad-double"].all()  # padding is stripped with its ids: same inputs
+
+
+def test_custom_treatments_bring_their_own_segment_rule(tiny_run, segment_classifier, monkeypatch):
+    records = [r for r in tiny_run.iter_maps(kinds=["normed"]) if max(r.segment_ids) == 1][:12]
+    arrays, ids = [r.array for r in records], [r.segment_ids for r in records]
+    calls = []  # what the classifier is given: (map sizes, segment ids)
+    predict = segment_classifier.predict_proba
+
+    def spy(maps, *args, segments=None, **kwargs):
+        calls.append(([m.shape[0] for m in maps], None if segments is None else [list(s) for s in segments]))
+        return predict(maps, *args, segments=segments, **kwargs)
+
+    monkeypatch.setattr(segment_classifier, "predict_proba", spy)
+    # named like a built-in treatment, but with a rule of its own for the ids: that rule is used, not the built-in's
+    custom = {"resize-up": Treatment(lambda a: a[:-1, :-1], lambda s, size: [9] * size), "plain": lambda a: a}
+    agreement_masks(segment_classifier, arrays, custom, segments=ids)
+    sizes = [a.shape[0] for a in arrays]
+    assert calls == [
+        (sizes, [list(s) for s in ids]),  # the maps as given
+        ([n - 1 for n in sizes], [[9] * (n - 1) for n in sizes]),  # the custom treatment, with its own ids
+        (sizes, None),  # a plain function has no rule for the ids: its maps are read as single sentences
+    ]
 
 
 def test_augmented_views_resample_segment_ids_with_their_maps(normed_set):
