@@ -155,7 +155,7 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str 
             extract_maps(loaded, examples, os.path.join(tmp, "run"), config)
 
     def capture(kinds):
-        def run():  # the extraction's capture: normed maps as their factors (raw map, column norms)
+        def run():  # a capture as the extraction makes it (normed maps, if asked for, as their two factors)
             with MapCapture(loaded.model, kinds, normed_maps=False) as cap:
                 for batch in batches:
                     cap.run(**batch)

@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 @dataclass(frozen=True)
 class Treatment:
     """A change of a map's size, called like a function of the map (``apply``), with the same change for the map's
