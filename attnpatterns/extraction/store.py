@@ -595,9 +595,12 @@ class MapRun:
         except (SafetensorError, OSError) as err:
             raise self._damaged(name, UNREADABLE, f"safetensors cannot read it: {err}") from None
 
-    def _layer_block(self, rec: ExampleRecord, kind: str, layer: int, pos: int | None = None) -> np.ndarray:
-        """One layer's maps of ``kind`` for one example as float32: (heads, T, T), or only the head at position
-        ``pos`` (T, T). Normed maps are multiplied back from their stored factors (the module docstring)."""
+    def _layer_block(
+        self, rec: ExampleRecord, kind: str, layer: int, pos: int | list[int] | None = None
+    ) -> np.ndarray:
+        """One layer's maps of ``kind`` for one example as float32: (heads, T, T); only the head at position ``pos``
+        (T, T) for an int, only the heads at those positions (k, T, T) for a list. Normed maps are multiplied back
+        from their stored factors (the module docstring)."""
         from safetensors import SafetensorError
 
         handle, keys = self._open(rec.shard)
@@ -605,7 +608,7 @@ class MapRun:
             parts = {part: handle.get_tensor(key) for part, key in stored_tensors(kind, rec.row, layer, keys).items()}
         except SafetensorError as err:
             raise self._damaged(rec.shard, UNREADABLE, str(err)) from None
-        if pos is not None:  # one head: convert (and multiply) only its map
+        if pos is not None:  # some heads: convert (and multiply) only their maps
             parts = {part: arr[pos] for part, arr in parts.items()}
         if "map" in parts:
             return np.asarray(parts["map"], dtype=np.float32)
@@ -654,16 +657,14 @@ class MapRun:
                 per_layer = map_heads(kind, self._kept)
                 for layer in layers:
                     ids = per_layer[layer]
-                    if not ids:
+                    wanted = [(pos, head) for pos, head in enumerate(ids) if head_filter is None or head in head_filter]
+                    if not wanted:  # nothing asked for in this layer: its tensors are not read
                         continue
-                    block = self._layer_block(rec, kind, layer)
-                    for pos, head in enumerate(ids):
-                        if head_filter is not None and head not in head_filter:
-                            continue
-                        yield MapRecord(
-                            rec.example_id, layer, head, kind, block[pos],
-                            rec.tokens, rec.segment_ids,
-                        )
+                    # read the layer's block once; convert (and, normed, multiply) only the heads asked for
+                    block = self._layer_block(rec, kind, layer, None if len(wanted) == len(ids) else
+                                              [pos for pos, _ in wanted])
+                    for (_, head), array in zip(wanted, block):
+                        yield MapRecord(rec.example_id, layer, head, kind, array, rec.tokens, rec.segment_ids)
 
     def index(self):
         """One row per map: example_id, n_tokens, layer, head (original id; -1 for a layer-level kind), kind."""

@@ -128,6 +128,21 @@ def test_a_normed_only_run_stores_the_raw_factor_but_serves_only_normed_maps(tin
         normed.get_map("s0", 0, 0, "raw")
 
 
+def test_iter_maps_with_filters_yields_exactly_those_maps_in_order(tiny, tmp_path):
+    mask = np.ones((2, 4), np.float32)
+    mask[1, 2] = 0
+    run = extract_maps(tiny, _examples(), tmp_path / "run", head_mask=mask)
+    for layers, heads in (([1], [2, 3]), ([0, 1], [2]), (None, [0, 3]), ([0], None)):
+        got = [(r.example_id, r.layer, r.head, r.kind, r.array)
+               for r in run.iter_maps(kinds=["raw", "normed"], layers=layers, heads=heads)]
+        want = [(ex.example_id, layer, head, kind, run.get_map(ex.example_id, layer, head, kind))
+                for ex in run.examples for kind in ("raw", "normed") for layer in (layers or [0, 1])
+                for lay, head in run.heads if lay == layer and (heads is None or head in heads)]
+        assert [g[:4] for g in got] == [w[:4] for w in want] and len(got) > 0
+        for g, w in zip(got, want):
+            assert g[4].dtype == np.float32 and np.array_equal(g[4], w[4])
+
+
 def test_masked_run_has_no_maps_for_masked_heads(tiny, tmp_path):
     mask = np.ones((2, 4), np.float32)
     mask[1, 0] = 0
