@@ -12,6 +12,8 @@ import shutil
 
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 from attnpatterns.cli.app import app
@@ -235,8 +237,6 @@ def test_cli_verify_on_a_folder_that_is_not_a_run(tmp_path):
 def _rewrite_shard(root, name, change):
     """Replace a shard's tensors by ``change(tensors)`` and record the new file's size and sha256 in the index, as
     a writer of that content would have: only the content checks can object to it."""
-    from safetensors.numpy import load_file, save_file
-
     path = root / MAPS_DIR / name
     save_file(change(load_file(str(path))), str(path))
     lines = [json.loads(line) for line in (root / EXAMPLES_FILE).read_text().splitlines()]
@@ -286,8 +286,6 @@ def test_shards_of_the_earlier_layout_are_read_verified_and_resumed(tiny, clean,
     (root / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
     mixed = extract_maps(tiny, _examples(), root, CONFIG)
     assert mixed.verify().ok and len(mixed) == len(SENTENCES)
-    from safetensors import safe_open
-
     last = mixed.example("t6").shard
     with safe_open(str(root / MAPS_DIR / last), framework="np") as handle:
         assert "0/column_norms/0" in handle.keys() and "0/normed/0" not in handle.keys()
