@@ -53,12 +53,13 @@ def _batches(loaded, examples, batch_size, max_length):
     from attnpatterns.extraction.run import _batches as plan, tokenize
     from attnpatterns.models.adapter import model_device
 
+    device = model_device(loaded.model)
     out = []
     for start in range(0, len(examples), 64):
         chunk = examples[start : start + 64]
         for idx in plan(chunk, batch_size):
             enc, _ = tokenize(loaded.tokenizer, [chunk[i] for i in idx], max_length)
-            out.append({k: v.to(model_device(loaded.model)) for k, v in enc.items()})
+            out.append({k: v.to(device) for k, v in enc.items()})
     return out
 
 
