@@ -99,12 +99,15 @@ def _segments(enc, j: int, n_real: int) -> list[int]:
 
 
 def tokenize(tokenizer, examples: Sequence[TextExample], max_length: int):
-    """Tokenize with truncation to ``max_length`` and report which examples were truncated."""
+    """Tokenize with truncation to ``max_length``, padded on the right, and report which examples were truncated."""
     a = [e.text_a for e in examples]
     b = [e.text_b for e in examples] if any(e.is_pair for e in examples) else None
     if b is not None and not all(e.is_pair for e in examples):
         raise InputError("a batch mixes single texts and sentence pairs; keep one kind per input file.")
-    enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    # padded on the right whatever the tokenizer's own padding_side (some checkpoints save "left"): maps, token lists
+    # and value zeroing's replays are cropped to each example's first n positions
+    enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, padding_side="right",
+                    return_tensors="pt")
     # Truncation cuts a text to exactly max_length tokens, so only the examples that fill max_length can have been
     # truncated: only those are tokenised again, untruncated, to tell (most batches need no second call).
     lengths = enc["attention_mask"].sum(dim=1).tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -243,3 +244,25 @@ def test_empty_and_duplicate_inputs_are_refused(tiny, tmp_path):
 def test_open_run_on_wrong_folder(tmp_path):
     with pytest.raises(RunError, match="attnpatterns extract"):
         open_run(tmp_path)
+
+
+def test_a_tokenizer_that_pads_on_the_left_gives_the_same_maps_and_tokens(tiny, tmp_path):
+    """Maps and token lists are cropped to the first n positions, so a batch must be padded on the right whatever the
+    tokenizer's own ``padding_side`` says (some checkpoints save "left"); each example is checked against a run of
+    batch size 1, which has no padding at all."""
+    from attnpatterns.models.loading import LoadedModel
+
+    examples = _examples() + _examples(pairs=True)
+    alone = extract_maps(tiny, examples, tmp_path / "alone", ExtractionConfig(batch_size=1, dtype="float32"))
+    left_tokenizer = copy.deepcopy(tiny.tokenizer)
+    left_tokenizer.padding_side = "left"
+    left = LoadedModel(**{**vars(tiny), "tokenizer": left_tokenizer})
+    batched = extract_maps(left, examples, tmp_path / "left", ExtractionConfig(batch_size=7, dtype="float32"))
+    for ex in alone.examples:
+        other = batched.example(ex.example_id)
+        assert (other.tokens, other.segment_ids, other.n_tokens) == (ex.tokens, ex.segment_ids, ex.n_tokens)
+        for layer, head in alone.heads:
+            for kind in ("raw", "normed"):
+                np.testing.assert_allclose(batched.get_map(ex.example_id, layer, head, kind),
+                                           alone.get_map(ex.example_id, layer, head, kind), rtol=1e-5, atol=1e-6)
+    assert left_tokenizer.padding_side == "left"  # the user's tokenizer is left as it was
