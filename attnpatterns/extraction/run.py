@@ -106,8 +106,12 @@ def tokenize(tokenizer, examples: Sequence[TextExample], max_length: int):
         raise InputError("a batch mixes single texts and sentence pairs; keep one kind per input file.")
     # padded on the right whatever the tokenizer's own padding_side (some checkpoints save "left"): maps, token lists
     # and value zeroing's replays are cropped to each example's first n positions
+    # and as numpy arrays, then tensors sharing their memory: the same int64 tensors as return_tensors="pt", whose
+    # conversion walks every id in Python first (a quarter of the tokenising time; benchmarks/RESULTS.md)
     enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, padding_side="right",
-                    return_tensors="pt")
+                    return_tensors="np")
+    for key, value in enc.items():
+        enc[key] = torch.from_numpy(np.asarray(value, dtype=np.int64))
     # Truncation cuts a text to exactly max_length tokens, so only the examples that fill max_length can have been
     # truncated: only those are tokenised again, untruncated, to tell (most batches need no second call).
     lengths = enc["attention_mask"].sum(dim=1).tolist()
@@ -248,6 +252,7 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
         inputs = {k: v.to(device) for k, v in enc.items()}
         layers = capture.run(**inputs)  # the forward pass stops once the last layer's maps are captured
         lengths = enc["attention_mask"].sum(dim=1).tolist()
+        tokens = enc.encodings  # a fast tokenizer's encodings hold each token's string already (None otherwise)
         # one cast per layer and kind to the stored dtype (torch rounds float32 -> float16 exactly as numpy does);
         # the normed maps' column norms stay float32
         per_layer = {
@@ -262,13 +267,13 @@ def _process_chunk(model, capture, chunk, config, writer, progress) -> int:
         })
         for j, i in enumerate(idx):
             n = int(lengths[j])
-            ids = enc["input_ids"][j, :n].tolist()
             ex = chunk[i]
             meta = {
                 "example_id": ex.example_id,
                 "text_a": ex.text_a,
                 "text_b": ex.text_b,
-                "tokens": model.tokenizer.convert_ids_to_tokens(ids),
+                "tokens": (tokens[j].tokens[:n] if tokens
+                           else model.tokenizer.convert_ids_to_tokens(enc["input_ids"][j, :n].tolist())),
                 "segment_ids": _segments(enc, j, n),
                 "n_tokens": n,
                 "truncated": bool(truncated[j]),

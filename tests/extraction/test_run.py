@@ -266,3 +266,35 @@ def test_a_tokenizer_that_pads_on_the_left_gives_the_same_maps_and_tokens(tiny, 
                 np.testing.assert_allclose(batched.get_map(ex.example_id, layer, head, kind),
                                            alone.get_map(ex.example_id, layer, head, kind), rtol=1e-5, atol=1e-6)
     assert left_tokenizer.padding_side == "left"  # the user's tokenizer is left as it was
+
+
+class _NoEncodings:
+    """A tokenizer whose output carries no Rust encodings, as a slow (Python) tokenizer's does."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __call__(self, *args, **kwargs):
+        from transformers import BatchEncoding
+
+        enc = self._tokenizer(*args, **kwargs)
+        return BatchEncoding(dict(enc), encoding=None)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+@pytest.mark.parametrize("encodings", [True, False])
+def test_stored_tokens_are_the_tokenizers_strings_of_each_examples_ids(tiny, tmp_path, encodings):
+    """Token strings come from the fast tokenizer's encodings when it has them, else from the ids; either way they
+    are the tokenizer's own strings for the example tokenised alone (accents, an emoji as [UNK], pairs)."""
+    from attnpatterns.models.loading import LoadedModel
+
+    examples = _examples() + _examples(pairs=True) + [TextExample("u", "Café déjà vu 🙂 naïve", "Zürich?")]
+    model = tiny if encodings else LoadedModel(**{**vars(tiny), "tokenizer": _NoEncodings(tiny.tokenizer)})
+    run = extract_maps(model, examples, tmp_path / "run", ExtractionConfig(kinds=("raw",), batch_size=4))
+    for ex in examples:
+        ids = tiny.tokenizer(ex.text_a, ex.text_b)["input_ids"]
+        want = [tiny.tokenizer.convert_ids_to_tokens(i) for i in ids]  # one id at a time
+        assert run.example(ex.example_id).tokens == want
+    assert "[UNK]" in run.example("u").tokens
