@@ -5,8 +5,9 @@ baselines get), timed in interleaved rounds (benchmarks/timing.py: the median ra
 max, and best over best):
   * time to extract raw + norm-weighted maps for N examples AND write them to disk (tokenising, hooks, float16
     crops, safetensors shards with their sha256, fsync; normed maps stored as the raw map and its float32 column
-    norms, see attnpatterns/extraction/store.py), divided by the time of the bare eager forward pass with
-    output_attentions=True over the same, already tokenised, batches (target <= 1.10);
+    norms, see attnpatterns/extraction/store.py; each run into a new folder, deleted after its timing), divided by
+    the time of the bare eager forward pass with output_attentions=True over the same, already tokenised, batches
+    (target <= 1.10);
   * the same extraction against PyTorch's fused attention (SDPA) forward without attentions, the fastest forward
     the model has (a second baseline; SDPA cannot return attention probabilities), and bare eager / SDPA;
   * the same extraction against the bare eager forward cut where the extraction cuts it (after the last layer's
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -151,9 +153,15 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str 
         for batch in batches:
             sdpa(**batch)
 
-    def extract():
-        with tempfile.TemporaryDirectory() as tmp:
-            extract_maps(loaded, examples, os.path.join(tmp, "run"), config)
+    written: list[str] = []
+
+    def extract():  # into a new folder each time; deleting it is not timed (extract_maps does not delete)
+        written.append(tempfile.mkdtemp(prefix="bench-extraction-"))
+        extract_maps(loaded, examples, os.path.join(written[-1], "run"), config)
+
+    def delete_written():
+        while written:
+            shutil.rmtree(written.pop())
 
     def capture(kinds):
         def run():  # a capture as the extraction makes it (normed maps, if asked for, as their two factors)
@@ -173,11 +181,13 @@ def timings(n: int, repeats: int, batch_size: int, max_length: int, device: str 
                 _process_chunk(loaded, cap, examples[start : start + config.chunk_size], config, _DropWriter(), None)
 
     _check_same_batches(loaded, batches, extract)
+    delete_written()
     with torch.inference_mode():
         times = interleaved({"bare": bare, "bare_cut": bare_cut, "sdpa": sdpa_forward, "attnpatterns": extract,
                              "capture_only": capture(config.kinds), "capture_raw_only": capture(("raw",)),
                              "no_write": no_write,
-                             "brute_force": lambda: _brute_force(loaded, batches)}, repeats)
+                             "brute_force": lambda: _brute_force(loaded, batches)}, repeats,
+                            after={"attnpatterns": delete_written})
     return {
         "examples": n,
         "repeats": repeats,

@@ -46,15 +46,22 @@ def _cuda_sync() -> Callable[[], None]:
     return lambda: None
 
 
-def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup: bool = True) -> dict[str, list[float]]:
-    """Optionally one warm-up call of each variant, then ``repeats`` rounds timing each variant once, in order."""
+def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup: bool = True,
+                after: dict[str, Callable[[], object]] | None = None) -> dict[str, list[float]]:
+    """Optionally one warm-up call of each variant, then ``repeats`` rounds timing each variant once, in order.
+
+    ``after[name]``, if given, is called after each call of variant ``name``, untimed (e.g. to delete what it wrote,
+    which is no part of what is measured)."""
+    after = after or {}
     if warmup:
-        for fn in variants.values():
+        for name, fn in variants.items():
             fn()
+            after.get(name, lambda: None)()
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
             times[name].append(seconds(fn))
+            after.get(name, lambda: None)()
     return times
 
 
