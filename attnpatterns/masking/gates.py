@@ -4,7 +4,8 @@ transformers 5 removed ``head_mask``, so attnpatterns owns its gates. A *head ga
 context vector (its slice of the attention output, before the output projection W_O); an *MLP gate* ν_l scales the
 FFN output before dropout, the residual add and LayerNorm. With all gates 1 the model is unchanged; a 0 removes the
 component's contribution exactly as the paper's masks do. With ``requires_grad=True`` the gates are leaves whose
-gradients are the importance scores of Michel et al. (2019).
+gradient ∂L/∂ξ is what the importance scores of Michel et al. (2019) are made of: the scores take its absolute value
+and accumulate it over a dataset (:mod:`attnpatterns.pruning.importance`, which computes them with its own hooks).
 
 Gates are indexed by ORIGINAL head id, so they keep working after physical surgery: the hook maps the layer's current
 head positions to their original ids through the adapter.

@@ -6,9 +6,13 @@ so ``∂L/∂ξ = Σ_t <c_t, ∂L/∂(ξ c)_t>``; the MLP gate multiplies the FF
 *where the absolute value is taken* and over which loss (sums run over the examples x and their non-padding tokens
 t; N_tok is the number of those tokens):
 
-``per_example`` (the default; the project's own choice)
-    I = Σ_x |∂L(x)/∂ξ|, with L(x) the loss of one example. The absolute value of each example's gradient, so it
-    does not depend on batching, order or padding (examples are sorted by length for speed only).
+``per_example`` (the default)
+    I = Σ_x |∂L(x)/∂ξ|, with L(x) the loss of one example: Michel et al. (2019)'s definition as their paper writes
+    it (eq. 2 of "Are Sixteen Heads Really Better than One?", NeurIPS 2019), I_h = E_x |Att_h(x)ᵀ ∂L(x)/∂Att_h(x)|,
+    the absolute value of each example's whole inner product (here Σ_t <c_t, ∂L(x)/∂(ξ c)_t> = ∂L(x)/∂ξ), summed
+    instead of averaged (the per-layer normalisation removes the 1/N). Neither released code computes it (they take
+    the absolute value per batch or per token, the next two variants); it is the default because it does not depend
+    on batching, order or padding (examples are sorted by length for speed only).
 
 ``bertology``
     The exact accumulation of ``compute_heads_importance`` in Hugging Face's bertology script
@@ -22,20 +26,22 @@ t; N_tok is the number of those tokens):
     order. MLPs are scored the same way, as in Prasanna et al.'s ``compute_heads_mlps_importance``
     (sai-prasanna/bert-experiments, ``src/find_head_mlp_masks.py``), which divides the MLP scores (and not the head
     scores) by the token count; head scores are divided as in the Hugging Face script, which changes nothing once
-    they are normalised per layer.
+    they are normalised per layer. At a masked gate (ξ = 0) the derivative is still <c, ∂L/∂(ξ c)>, as the script's
+    ``head_mask.grad`` is.
 
 ``michel``
-    Michel et al. (2019)'s head importance, I_h = E_x |∂L(x)/∂ξ_h| = E_x |Att_h(x)ᵀ ∂L(x)/∂Att_h(x)|, as their code
-    computes it (``calculate_head_importance`` in pmichel31415/pytorch-pretrained-BERT, ``examples/classifier_eval.py``,
-    used by pmichel31415/are-16-heads-really-better-than-1): the absolute value is taken per *token*,
-    I = (1/N_tok) Σ_k Σ_{x∈B_k} Σ_t |<c_t, ∂L̄_k/∂(ξ c)_t>|, with the batch-mean loss L̄_k of the code (a factor
-    1/|B_k| per example, which layer normalisation removes when all batches are full). Differences from that code:
-    examples in listed order (the code samples them at random, which changes only which examples share the
-    smaller last batch); every layer divided by N_tok (the code divides the last layer by the number of examples
-    instead, which the per-layer normalisation cancels); the derivative with respect to the gate, c·∂L/∂(ξc), also
-    at masked heads (the code's product of the masked context and its gradient is 0 there); the default global
-    min-max scaling, which the code does not do (``normalize_global=False`` matches it; min-max keeps the ranking);
-    and MLP gates scored the same way (the paper has no MLP scores).
+    Michel et al.'s released code (``calculate_head_importance`` in pmichel31415/pytorch-pretrained-BERT,
+    ``examples/classifier_eval.py``, used by pmichel31415/are-16-heads-really-better-than-1), which takes the
+    absolute value per *token* rather than per example as the paper writes it:
+    I = (1/N_tok) Σ_k Σ_{x∈B_k} Σ_t |<(ξ c)_t, ∂L̄_k/∂(ξ c)_t>|, with the batch-mean loss L̄_k of the code (a factor
+    1/|B_k| per example, which layer normalisation removes when all batches are full). The code's context is
+    computed from attention probabilities already multiplied by the head mask, so the product uses the gated context
+    ξ c and a masked head scores 0 (and adds nothing to its layer's L2 norm). Differences from that code: examples
+    in listed order (the code samples them at random, which changes only which examples share the smaller last
+    batch); every layer divided by N_tok (the code divides the last layer by the number of examples instead, which
+    the per-layer normalisation cancels); the default global min-max scaling, which the code does not do
+    (``normalize_global=False`` matches it; min-max keeps the ranking); and MLP gates scored the same way (the paper
+    has no MLP scores; a masked MLP scores 0 too).
 
 Per-example and per-token gradients come from one ordinary backward pass per batch: hooks capture c before the gate
 and ``∂L/∂(ξ c)`` after it, and in an encoder one example's loss depends on its own rows only. Model parameters are
@@ -67,9 +73,9 @@ from attnpatterns.tasks.evaluation import check_classifier
 
 #: Importance variants (see the module docstring): name -> one-line summary, for option help.
 VARIANTS = {
-    "per_example": "Σ_x |∂L(x)/∂ξ| per example (the project's default)",
+    "per_example": "Σ_x |∂L(x)/∂ξ| per example (Michel et al.'s paper formula; the default)",
     "bertology": "Hugging Face run_bertology.py / Prasanna et al.: |running total of batch-mean gradients|",
-    "michel": "Michel et al. 2019: |gradient| per token, batch-mean loss, / tokens",
+    "michel": "Michel et al.'s code: |gradient share| per token, batch-mean loss, / tokens",
 }
 DEFAULT_VARIANT = "per_example"
 _HEADS_BY_TOKENS = ("bertology", "michel")  # variants whose code divides head scores by the token count
@@ -99,11 +105,16 @@ class ImportanceConfig:
             # written as before variants existed, so finished runs keep their fingerprint and are reused
             del out["variant"]
             out["per_example"] = True
+        elif self.variant == "michel":
+            # masked gates score 0 since this revision: a michel run made before has another fingerprint, so its
+            # folder is never resumed or reused as if it were computed the new way
+            out["masked_gates"] = "zero"
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> ImportanceConfig:
         data = dict(data)
+        data.pop("masked_gates", None)  # michel's revision mark (to_dict)
         if "per_example" in data:  # the setting before variants existed
             if not data.pop("per_example"):
                 raise ValueError(
@@ -163,8 +174,8 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 class _GateGradients:
     """Hooks that turn one backward pass into per-example gradients of every head and MLP gate.
 
-    With ``per_token`` each example gets the sum over its tokens of |that token's share of the gradient|
-    (non-negative) instead of its signed gradient.
+    With ``per_token`` (the ``michel`` variant) each example gets the sum over its tokens of |<ξ c_t, ∂L/∂(ξ c)_t>|
+    (non-negative, and 0 at a masked gate, as in Michel et al.'s code) instead of its signed gradient.
     """
 
     def __init__(self, model: nn.Module, per_token: bool = False):
@@ -203,10 +214,13 @@ class _GateGradients:
             gated = args[0]
             raw = self._raw.pop(("head", layer))
             if gated.requires_grad and ids:
+                # ∂L/∂ξ = <c, ∂L/∂(ξ c)>, also at a masked head; Michel et al.'s code multiplies the gated context
+                # ξ c instead (its saved context is computed from masked attention), which is 0 at a masked head
+                context = gated.detach() if self.per_token else raw
 
                 def grad_hook(grad):  # grad: (B, T, H_cur * d) = ∂L/∂(ξ c)
                     B, T, _ = grad.shape
-                    per = (raw * grad).view(B, T, len(ids), -1).sum(-1)  # (B, T, H_cur): each token's share
+                    per = (context * grad).view(B, T, len(ids), -1).sum(-1)  # (B, T, H_cur): each token's share
                     per = per.abs() if self.per_token else per  # padding rows get no gradient: they add 0
                     self.head[:, layer, ids] += per.sum(1).double()  # (B, H_cur)
 
@@ -224,9 +238,10 @@ class _GateGradients:
         def hook(module, args, output):
             raw = self._raw.pop(("mlp", layer))
             if output.requires_grad:
+                context = output.detach() if self.per_token else raw  # as for heads: gated output in ``michel``
 
                 def grad_hook(grad):  # grad: (B, T, hidden)
-                    per = (raw * grad).sum(-1)  # (B, T)
+                    per = (context * grad).sum(-1)  # (B, T)
                     per = per.abs() if self.per_token else per
                     self.mlp[:, layer] += per.sum(1).double()  # (B,)
 

@@ -9,8 +9,9 @@ the FFN output multiplies it by the MLP gate (transformers 5 has no ``head_mask`
   padded to a fixed length (as GlueDataset), batches in order, ``head_mask.grad`` never zeroed, then its
   normalisation; MLPs as in Prasanna et al.'s ``compute_heads_mlps_importance``.
 - ``per_example``: one example at a time, ``torch.autograd.grad`` of its loss, absolute values summed.
-- ``michel``: one gate per token (a (B, T, L, H) mask tensor), whose gradient is each token's share; absolute values
-  summed, divided by the token count, normalised per layer.
+- ``michel``: one gate per token (a (B, T, L, H) mask tensor), whose gradient times the gate's value is each token's
+  share (0 at a masked gate, whose context the code has zeroed); absolute values summed, divided by the token count,
+  normalised per layer.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def _per_example_reference(model, tokenizer, head_mask0, mlp_mask0):
 
 
 def _michel_reference(model, tokenizer, head_mask0, mlp_mask0):
-    """Σ_batches Σ_(example, token) |∂(batch-mean loss)/∂ξ_(example, token)|, per-token gates."""
+    """Σ_batches Σ_(example, token) |ξ ∂(batch-mean loss)/∂ξ_(example, token)|, per-token gates."""
     L, H = head_mask0.shape
     head_sum, mlp_sum = torch.zeros(L, H, dtype=torch.float64), torch.zeros(L, dtype=torch.float64)
     tot_tokens = 0.0
@@ -146,8 +147,9 @@ def _michel_reference(model, tokenizer, head_mask0, mlp_mask0):
             g_head, g_mlp = torch.autograd.grad(loss, [head_tok, mlp_tok])  # (B, T, L, H), (B, T, L)
         finally:
             _remove(handles)
-        head_sum += g_head.abs().sum(dim=(0, 1))
-        mlp_sum += g_mlp.abs().sum(dim=(0, 1))
+        # the code multiplies the *gated* context by its gradient: <ξ c_t, ∂L/∂(ξ c)_t> = ξ ∂L/∂ξ_t, 0 when masked
+        head_sum += (g_head * head_tok.detach()).abs().sum(dim=(0, 1))
+        mlp_sum += (g_mlp * mlp_tok.detach()).abs().sum(dim=(0, 1))
         tot_tokens += float(inputs["attention_mask"].sum())
     head = _minmax(_layer_norm(head_sum / tot_tokens))
     mlp = _minmax(mlp_sum / tot_tokens)
@@ -207,6 +209,16 @@ def test_michel_matches_per_token_gates(tokenizer, masked):
     raw, normalised = _michel_reference(model, tokenizer, *_masks(masked))
     errors = _errors(got, raw, normalised)
     assert max(errors.values()) <= TOL, errors
+    head_mask, mlp_mask = _masks(masked)
+    assert np.all(got.head_raw[head_mask == 0] == 0) and np.all(got.mlp_raw[mlp_mask == 0] == 0)
+    assert np.all(got.head_raw[head_mask == 1] > 0)
+
+
+def test_michel_configs_carry_their_revision_so_older_michel_runs_are_not_reused():
+    config = ImportanceConfig(variant="michel")
+    assert config.to_dict()["masked_gates"] == "zero"
+    assert ImportanceConfig.from_dict(config.to_dict()) == config
+    assert "masked_gates" not in ImportanceConfig(variant="bertology").to_dict()
 
 
 def test_bertology_depends_on_batches_and_order(tokenizer):
