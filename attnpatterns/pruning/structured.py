@@ -5,8 +5,13 @@ importance computed under the current masks, then scores the new masks on the de
 
 1. ``joint``: mask ``head_fraction`` of all heads (14 of BERT-base's 144, 7 of MiniLM's 72) and the least important
    MLP per step, while the dev score stays >= ``threshold`` x the full model's score;
-2. ``heads``: then heads only, half as many per step;
+2. ``heads``: then heads only, half as many per step (rounded down, so none below 20 heads: the phase is skipped);
 3. ``mlps``: then MLPs only, one per step.
+
+This is ``mask_heads_mlps`` of Prasanna et al.'s code (sai-prasanna/bert-experiments, ``src/find_head_mlp_masks.py``,
+the ``--try_masking`` path): its step sizes (``num_to_mask = max(1, int(#heads x 0.1))``, ``num_to_mask // 2`` in
+the heads phase, one MLP), its stop rule (score >= threshold x the full score, ``--masking_threshold 0.9``) and the
+masks it saves (the last that passed).
 
 A phase ends at its first failing step, and the next phase starts again from the last masks that passed; the saved
 masks are the last that passed. As in the paper's code, importance is computed on the dev set and the same pass
@@ -104,8 +109,11 @@ class StructuredConfig:
                 raise ValueError(f"{name} must be positive.")
 
     def heads_per_step(self, total_heads: int, phase: str) -> int:
+        """``num_to_mask = max(1, int(#heads x masking_amount))`` of ``mask_heads_mlps`` (Prasanna et al.'s
+        ``src/find_head_mlp_masks.py``) in the joint phase, ``num_to_mask // 2`` in the heads phase: 0 below 20
+        heads at the default 10%, which ends that phase without a step, as the code's empty selection does."""
         k = max(1, int(total_heads * self.head_fraction))
-        return {"joint": k, "heads": max(1, k // 2), "mlps": 0}[phase]
+        return {"joint": k, "heads": k // 2, "mlps": 0}[phase]
 
     def mlps_per_phase_step(self, phase: str) -> int:
         return 0 if phase == "heads" else self.mlps_per_step
@@ -210,8 +218,9 @@ def run_schedule(
         n_mlps = config.mlps_per_phase_step(phase)
         heads_out = _least_important(state.head_importance, state.head_mask, n_heads) if n_heads else []
         mlps_out = _least_important(state.mlp_importance, state.mlp_mask, n_mlps) if n_mlps else []
-        if (n_heads and not heads_out) or (n_mlps and not mlps_out):
-            # nothing of the kind this phase prunes is left (no step: the same is found again on resume)
+        if (n_heads and not heads_out) or (n_mlps and not mlps_out) or not (n_heads or n_mlps):
+            # nothing of the kind this phase prunes is left, or its step prunes nothing (the heads phase below 20
+            # heads): no step, as in the reference code (and the same is found again on resume)
             state = replace(state, phase=state.phase + 1)
             continue
         new_head, new_mlp = state.head_mask.copy(), state.mlp_mask.copy()

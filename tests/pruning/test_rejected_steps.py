@@ -83,8 +83,10 @@ def _reference_prune(model, tokenizer, task, config: StructuredConfig):
     for phase in config.phases:
         while True:
             n_heads = {"joint": max(1, int(L * H * config.head_fraction)), "mlps": 0}.get(
-                phase, max(1, max(1, int(L * H * config.head_fraction)) // 2))
+                phase, max(1, int(L * H * config.head_fraction)) // 2)
             n_mlps = 0 if phase == "heads" else 1
+            if not n_heads and not n_mlps:  # the reference's heads phase below 20 heads: an empty selection
+                break
             new_head, new_mlp = head.copy(), mlp.copy()
             kept_heads = [i for i in np.argsort(head_imp.reshape(-1), kind="stable") if head.reshape(-1)[i] == 1]
             kept_mlps = [i for i in np.argsort(mlp_imp, kind="stable") if mlp[i] == 1]
