@@ -1,12 +1,15 @@
 """Readers for the user's own text files: plain text (one text per line, tab-separated pairs), CSV/TSV and JSONL.
 
 All readers return :class:`~attnpatterns.data.records.TextExample` lists and fail with an :class:`InputError` that
-names the problem and the fix: an empty file, a file that is not UTF-8, missing or misnamed columns.
+names the problem and the fix: an empty file, a file that is not UTF-8, missing or misnamed columns. Lines end at LF
+or CRLF only; CSV fields may be quoted (and then hold commas, quotes and line breaks); TSV fields are literal, as in
+GLUE's files (a quote is a character of the text).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +46,12 @@ def _read_utf8(path: Path) -> str:
     return text
 
 
+def _lines(text: str) -> list[str]:
+    """The file's lines, ended by LF or CRLF only: ``str.splitlines`` would also end a line at a form feed (as in
+    pdftotext output), a vertical tab, U+0085, U+2028 or U+2029, which are characters of a text here."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def read_text_file(path: Path | str) -> list[TextExample]:
     """One text per line; a line with a tab is a sentence pair ``a<TAB>b``. Blank lines are skipped.
 
@@ -50,10 +59,10 @@ def read_text_file(path: Path | str) -> list[TextExample]:
     """
     path = Path(path)
     out: list[TextExample] = []
-    for lineno, line in enumerate(_read_utf8(path).splitlines()):
+    for lineno, line in enumerate(_lines(_read_utf8(path))):
         if not line.strip():
             continue
-        parts = line.rstrip("\r").split("\t")
+        parts = line.split("\t")
         if len(parts) > 2:
             raise InputError(f"{path}:{lineno + 1} has {len(parts)} tab-separated fields; use at most two (a pair).")
         a = parts[0].strip()
@@ -69,7 +78,7 @@ def _rows_from_table(path: Path) -> tuple[list[dict], list[str]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         rows = []
-        for lineno, line in enumerate(text.splitlines()):
+        for lineno, line in enumerate(_lines(text)):
             if not line.strip():
                 continue
             try:
@@ -81,18 +90,22 @@ def _rows_from_table(path: Path) -> tuple[list[dict], list[str]]:
             rows.append(row)
         columns = sorted({k for r in rows for k in r})
         return rows, columns
+    # CSV: quoted fields may hold commas, doubled quotes and line breaks (hence the file read as one stream, with
+    # newline="" as the csv module asks). TSV: fields are literal, as in GLUE's files, so a text that starts with a
+    # quote does not open a field that runs on over the next rows; a TSV field cannot hold a tab or a line break.
     delimiter = "\t" if suffix == ".tsv" else ","
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
+    quoting = csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     rows = []
     for r in reader:
         # DictReader files extra fields under None and fills missing ones with None: both mean a shifted row.
         n_fields = len(r) - 1 + len(r[None]) if None in r else sum(v is not None for v in r.values())
         if n_fields != len(reader.fieldnames or []):
             sep = "tab" if delimiter == "\t" else "comma"
+            fix = "quote fields that contain a comma" if sep == "comma" else "a TSV field cannot hold a tab"
             raise InputError(
                 f"{path}:{reader.line_num} has {n_fields} {sep}-separated field(s) but the header has "
-                f"{len(reader.fieldnames or [])} ({', '.join(reader.fieldnames or [])}); fix the row (quote fields "
-                f"that contain a {sep})."
+                f"{len(reader.fieldnames or [])} ({', '.join(reader.fieldnames or [])}); fix the row ({fix})."
             )
         rows.append(dict(r))
     return rows, list(reader.fieldnames or [])
@@ -133,6 +146,10 @@ def read_table(
     out = []
     seen: set[str] = set()
     for i, row in enumerate(rows):
+        for c in text_columns:
+            if isinstance(row.get(c), (list, dict)):
+                raise InputError(f"{path}: row {i + 1}'s {c!r} is a JSON {type(row[c]).__name__}, not a string; "
+                                 "write each text as one string (join pre-tokenised words with spaces).")
         texts = [str(row.get(c) or "").strip() for c in text_columns]
         if not all(texts):
             raise InputError(f"{path}: row {i + 1} has an empty {'/'.join(text_columns)}; fill it in or drop it.")

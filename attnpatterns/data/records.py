@@ -18,6 +18,11 @@ class TextExample:
     text_b: str | None = None
     label: int | float | None = None
 
+    def __post_init__(self) -> None:
+        # ids are compared and stored as strings (index lines, resume): an int id 1 must be the same id as "1"
+        if not isinstance(self.example_id, str):
+            object.__setattr__(self, "example_id", str(self.example_id))
+
     @property
     def is_pair(self) -> bool:
         return self.text_b is not None

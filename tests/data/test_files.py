@@ -83,3 +83,51 @@ def test_load_inputs_limit_and_single_source(tmp_path):
     assert len(ex) == 2 and desc["source"] == "file" and len(desc["sha256"]) == 64
     with pytest.raises(InputError, match="one input source"):
         load_inputs(input_file=f, glue_task="sst2")
+
+
+def test_a_tsv_row_opening_with_a_quote_stays_one_example(tmp_path):
+    """TSV fields are literal, as in GLUE's files: a text that starts with a double quote must not open a quoted
+    field that swallows the rows after it (each row checked against a split on tabs, written here)."""
+    rows = ['"a gripping film\t1', 'it was dull .\t0', 'what "fun" it was\t1', 'the end .\t0']
+    f = tmp_path / "dev.tsv"
+    f.write_text("sentence\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    ex = read_input_file(f, label_column="label")
+    assert [(e.example_id, e.text_a, e.label) for e in ex] == [
+        (str(i), row.split("\t")[0], row.split("\t")[1]) for i, row in enumerate(rows)]
+
+
+def test_a_quoted_csv_field_keeps_its_line_break(tmp_path):
+    f = tmp_path / "reviews.csv"
+    f.write_text('id,text\nr1,"Great screen\nbattery lasts"\nr2,"say ""hi"""\n', encoding="utf-8")
+    ex = read_input_file(f, id_column="id")
+    assert [(e.example_id, e.text_a) for e in ex] == [("r1", "Great screen\nbattery lasts"), ("r2", 'say "hi"')]
+
+
+@pytest.mark.parametrize("sep", ["\f", "\v", "\x1c", "\x85", "\u2028", "\u2029"])
+def test_only_line_feeds_end_a_line(tmp_path, sep):
+    """str.splitlines() also splits on form feeds, vertical tabs, U+2028...: one line must stay one example, and ids
+    stay the 0-based line numbers."""
+    f = tmp_path / "t.txt"
+    f.write_bytes(f"page one{sep}still line one\r\nline two\n".encode())
+    ex = read_input_file(f)
+    assert [(e.example_id, e.text_a) for e in ex] == [("0", f"page one{sep}still line one"), ("1", "line two")]
+    j = tmp_path / "t.jsonl"
+    j.write_text(json.dumps({"text": f"a{sep}b"}, ensure_ascii=False) + "\n" + json.dumps({"text": "c"}) + "\n",
+                 encoding="utf-8")
+    assert [e.text_a for e in read_input_file(j)] == [f"a{sep}b", "c"]
+
+
+def test_a_jsonl_text_that_is_not_a_string_is_refused(tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps({"text": ["The", "cat", "sat"]}) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a string"):
+        read_input_file(f)
+    f.write_text(json.dumps({"text": 42}) + "\n", encoding="utf-8")
+    assert read_input_file(f)[0].text_a == "42"  # a number is a text as written
+
+
+def test_example_ids_are_strings_whatever_the_caller_passes():
+    from attnpatterns.data.records import TextExample
+
+    assert TextExample(7, "a").example_id == "7"
+    assert TextExample.from_dict({"example_id": 3, "text_a": "b"}).example_id == "3"
