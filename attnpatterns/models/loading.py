@@ -113,7 +113,7 @@ def load_model(
     head: str = "auto",
     num_labels: int | None = None,
 ) -> LoadedModel:
-    """Load ``source`` (hub id, local folder, or ``None`` for the bundled default) for analysis.
+    """Load ``source`` (hub id, local folder, or ``None`` for the bundled default) for analysis, in float32.
 
     ``head``: ``auto`` (classification model if the checkpoint has one), ``encoder`` or ``classification``
     (``num_labels`` then sets the size of a new head where the checkpoint has none).
@@ -155,9 +155,11 @@ def load_model(
     cls = AutoModelForSequenceClassification if classification else AutoModel
     try:
         if _looks_physically_pruned(config):
-            model = load_physically_pruned(cls, path, **kwargs)
+            model = load_physically_pruned(cls, path, **kwargs)  # built in float32, the weights copied into it
         else:
-            model = cls.from_pretrained(path, **kwargs)
+            # float32 whatever dtype the checkpoint was saved in (transformers 5 would keep a float16 or bfloat16
+            # checkpoint's dtype): maps, importance and the classifier's thresholds all assume float32 arithmetic
+            model = cls.from_pretrained(path, dtype=torch.float32, **kwargs)
     except OSError as err:
         raise ModelLoadError(
             f"could not load the weights of {path!r} ({err}). Pass --model PATH with a local folder written by "

