@@ -35,6 +35,7 @@ from attnpatterns.extraction.store import (
 )
 from attnpatterns.masking.files import check_head_mask, check_mlp_mask
 from attnpatterns.models.adapter import model_device
+from attnpatterns.models.identity import model_identity
 from attnpatterns.models.loading import LoadedModel
 from attnpatterns.runfolder import fingerprint as _fingerprint
 from attnpatterns.runfolder import open_run_folder, write_json
@@ -69,9 +70,16 @@ class ExtractionConfig:
 
 
 def extraction_fingerprint(model: LoadedModel, config: ExtractionConfig, head_mask, mlp_mask, examples) -> str:
-    """A hash of what decides the content of the run (not how fast it is made: batch and chunk sizes excluded)."""
+    """A hash of what decides the content of the run (not how fast it is made: batch and chunk sizes excluded).
+
+    A local model folder is identified by its weights too (:func:`~attnpatterns.models.identity.model_identity`'s
+    content hash), as fine-tuning and pruning runs are: new weights saved into the same folder make another run, so
+    a finished run is not handed back and an unfinished one not resumed with maps of two different models.
+    """
+    model_ident = [model.path, model.revision, type(model.model).__name__]
+    weights = model_identity(model).get("weights_sha256")  # local folders only (hub and bundled: the revision)
     ident = {
-        "model": [model.path, model.revision, type(model.model).__name__],
+        "model": model_ident + ([weights] if weights else []),
         "kinds": list(config.kinds),
         "dtype": config.dtype,
         "max_length": config.max_length,

@@ -298,3 +298,21 @@ def test_stored_tokens_are_the_tokenizers_strings_of_each_examples_ids(tiny, tmp
         want = [tiny.tokenizer.convert_ids_to_tokens(i) for i in ids]  # one id at a time
         assert run.example(ex.example_id).tokens == want
     assert "[UNK]" in run.example("u").tokens
+
+
+def test_new_weights_in_the_same_model_folder_make_another_run(tmp_path):
+    """A run from a local folder is tied to the weights it was made with: after new weights are saved into the
+    folder, the finished run is not handed back (nor an unfinished one resumed) as if nothing had changed."""
+    from attnpatterns.models import load_model
+    from tests.helpers import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "model", seed=0)
+    first = extract_maps(load_model(folder), _examples(), tmp_path / "run")
+    old_map = first.get_map("s1", 0, 0, "raw")
+    assert extract_maps(load_model(folder), _examples(), tmp_path / "run").get_map("s1", 0, 0, "raw").tolist() == \
+        old_map.tolist()  # the same weights: the finished run is reused
+    save_tiny_model(folder, seed=1)  # e.g. `finetune --overwrite` into the same folder
+    with pytest.raises(RunExistsError):
+        extract_maps(load_model(folder), _examples(), tmp_path / "run")
+    again = extract_maps(load_model(folder), _examples(), tmp_path / "run", overwrite=True)
+    assert not np.array_equal(again.get_map("s1", 0, 0, "raw"), old_map)
