@@ -141,12 +141,15 @@ NOISE_FLOOR = 1e-10
 def _example_view(t, b: int, n: int, B: int, T: int, copies: int):
     """Example ``b``'s slice of a layer argument, cropped to its ``n`` real tokens and repeated ``copies`` times.
 
-    Tensors with a batch dimension of B are sliced to example b; their dimensions of size T (the padded length:
-    the attention mask's query and key axes) are cropped to n. Other arguments pass through unchanged.
+    Tensors with a batch dimension of B are sliced to example b; their token axes of size T (the padded length)
+    are cropped to n: axis 1 of (B, T) and (B, T, D) tensors (the hidden states; never D, which may equal T), the
+    query and key axes 2 and 3 of a 4-D attention mask (never its head axis). Other arguments pass through unchanged.
     """
     if not isinstance(t, torch.Tensor) or t.ndim == 0 or t.shape[0] != B:
         return t
-    index = (slice(b, b + 1),) + tuple(slice(0, n) if s == T else slice(None) for s in t.shape[1:])
+    token_axes = {2: (1,), 3: (1,), 4: (2, 3)}.get(t.ndim, ())
+    index = (slice(b, b + 1),) + tuple(slice(0, n) if axis in token_axes and t.shape[axis] == T else slice(None)
+                                       for axis in range(1, t.ndim))
     part = t[index]
     return part.expand(copies, *part.shape[1:])
 

@@ -92,6 +92,15 @@ def extraction_fingerprint(model: LoadedModel, config: ExtractionConfig, head_ma
     return _fingerprint(ident)
 
 
+def max_tokens(model) -> int:
+    """The longest input the model's position embeddings allow: ``max_position_embeddings``, less the offset of
+    RoBERTa-style embeddings (XLM-R, CamemBERT, ...), whose positions start after ``padding_idx`` (514 - 2 = 512)."""
+    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    offset = padding_idx + 1 if isinstance(padding_idx, int) else 0
+    return int(getattr(model.config, "max_position_embeddings", 512)) - offset
+
+
 def _segments(enc, j: int, n_real: int) -> list[int]:
     """Segment of every real token: 0 for the first text, 1 for the second; specials join the segment before."""
     try:
@@ -157,7 +166,7 @@ def extract_maps(
     ids = [e.example_id for e in examples]
     if len(set(ids)) != len(ids):
         raise InputError("example ids are not unique; give every example its own id (--id-column).")
-    model_max = int(getattr(model.model.config, "max_position_embeddings", 512))
+    model_max = max_tokens(model.model)
     if config.max_length > model_max:
         raise InputError(
             f"--max-length {config.max_length} is longer than the model's maximum ({model_max} positions); "

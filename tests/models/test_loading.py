@@ -89,3 +89,20 @@ def test_a_half_precision_checkpoint_is_computed_in_float32(tmp_path, dtype):
             want = cap.run(**batch)
     for a, b in zip(got, want):
         torch.testing.assert_close(a.maps["raw"], b.maps["raw"], rtol=0, atol=0)
+
+
+def test_roberta_style_positions_leave_room_for_their_offset(tmp_path):
+    """RoBERTa's positions start after padding_idx: with 130 position embeddings and padding_idx 1 the longest
+    input is 128 tokens. --max-length 130 is refused with that number; 128 extracts."""
+    from attnpatterns.data.records import InputError, TextExample
+    from attnpatterns.extraction import ExtractionConfig, extract_maps
+    from attnpatterns.extraction.run import max_tokens
+
+    loaded = load_model(_save(RobertaModel(RobertaConfig(**SMALL, pad_token_id=1)), tmp_path / "roberta"))
+    bert = load_model(save_tiny_model(tmp_path / "bert"))
+    assert max_tokens(loaded.model) == 128 and max_tokens(bert.model) == bert.model.config.max_position_embeddings
+    examples = [TextExample("long", "hello world " * 80)]
+    with pytest.raises(InputError, match="maximum \\(128 positions\\); use --max-length 128"):
+        extract_maps(loaded, examples, tmp_path / "a", ExtractionConfig(kinds=("raw",), max_length=130))
+    run = extract_maps(loaded, examples, tmp_path / "b", ExtractionConfig(kinds=("raw",), max_length=128))
+    assert run.example("long").n_tokens == 128 and run.example("long").truncated
