@@ -60,7 +60,11 @@ def prune(
         "joint,heads,mlps"
     ),
     amount: Annotated[float, typer.Option(help="Magnitude: share of remaining weights removed per step.")] = 0.1,
-    max_steps: Annotated[int, typer.Option(help="Magnitude: at most this many steps.")] = 10,
+    max_steps: Annotated[int, typer.Option(help="Magnitude: at most this many steps (9: Prasanna et al.'s code "
+                                                "keeps at most nine).")] = 9,
+    pool: Annotated[str, typer.Option(help="Magnitude: what may be pruned: prasanna2020 (Q/K/V/attention-output/"
+                                           "FFN-in weights and biases, FFN-out weight, as their code) or weights "
+                                           "(the six weight matrices).")] = "prasanna2020",
     max_length: Annotated[
         int | None, typer.Option(help="Max tokens per example (default 64 for built-in tasks, else 128).")
     ] = None,
@@ -126,7 +130,8 @@ def prune(
             )
         elif method == "magnitude":
             config = default_config(method, spec, threshold=threshold, amount=amount, max_steps=max_steps,
-                                    max_length=max_length, max_dev_examples=max_dev_examples, batch_size=batch_size)
+                                    max_length=max_length, max_dev_examples=max_dev_examples, batch_size=batch_size,
+                                    pool=pool)
         else:
             config = None
         out = output or Path("runs") / "prune" / spec.name / f"seed_{seed}" / method

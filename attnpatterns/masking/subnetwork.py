@@ -2,10 +2,10 @@
 
 One object carries the three kinds of mask so that evaluation, re-fine-tuning, controls and saving treat
 structured and magnitude pruning alike. Head and MLP masks are applied with the gates of
-:mod:`attnpatterns.masking.gates`; weight masks (boolean, one per encoder linear named as in
-``adapter.encoder_linear_weights()``, e.g. ``layer3.query``) are applied by multiplying the weights in place and
-restoring them afterwards, or -- for training with the pruned parts held off -- with ``torch.nn.utils.prune``
-reparametrisations, so that pruned weights stay exactly zero through every optimiser step.
+:mod:`attnpatterns.masking.gates`; weight masks (boolean, named as in ``adapter.mask_targets()``: ``layer3.query``
+for that encoder linear's weight, ``layer3.query.bias`` for its bias) are applied by multiplying the parameters in
+place and restoring them afterwards, or -- for training with the pruned parts held off -- with
+``torch.nn.utils.prune`` reparametrisations, so that pruned weights stay exactly zero through every optimiser step.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Subnetwork:
 
     head_mask: np.ndarray | None = None  # (L, H) float 0/1 over original head ids
     mlp_mask: np.ndarray | None = None  # (L,) float 0/1
-    weight_masks: dict[str, torch.Tensor] | None = None  # name -> bool tensor shaped like the weight
+    weight_masks: dict[str, torch.Tensor] | None = None  # name -> bool tensor shaped like the weight (or bias)
 
     @property
     def is_full(self) -> bool:
@@ -53,18 +53,20 @@ class Subnetwork:
         if self.mlp_mask is not None:
             self.mlp_mask = check_mlp_mask(self.mlp_mask, L)
         if self.weight_masks is not None:
-            linears = dict(adapter.encoder_linear_weights())
-            unknown = sorted(set(self.weight_masks) - set(linears))
+            targets = adapter.mask_targets()
+            unknown = sorted(set(self.weight_masks) - set(targets))
             if unknown:
                 raise MaskError(
                     f"weight masks name {', '.join(unknown[:3])} which this model does not have (it has "
-                    f"{len(linears)} encoder linears, e.g. {next(iter(linears))}); use masks made for this model."
+                    f"{len(targets)} encoder weights and biases, e.g. {next(iter(targets))}); use masks made for "
+                    "this model."
                 )
             for name, mask in self.weight_masks.items():
-                if tuple(mask.shape) != tuple(linears[name].weight.shape):
+                shape = tuple(_parameter(targets, name).shape)
+                if tuple(mask.shape) != shape:
                     raise MaskError(
-                        f"weight mask {name} has shape {tuple(mask.shape)} but the weight has "
-                        f"{tuple(linears[name].weight.shape)}; use masks made for this model."
+                        f"weight mask {name} has shape {tuple(mask.shape)} but the parameter has {shape}; use masks "
+                        "made for this model."
                     )
         return self
 
@@ -119,17 +121,17 @@ class Subnetwork:
         with ExitStack() as stack:
             if self.head_mask is not None or self.mlp_mask is not None:
                 stack.enter_context(gated(model, self.head_mask, self.mlp_mask))
-            linears = dict(get_adapter(model).encoder_linear_weights())
+            targets = get_adapter(model).mask_targets()
             pruned = []
             for name, mask in (self.weight_masks or {}).items():
-                module = linears[name]
-                prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
-                pruned.append(module)
+                module, attribute = targets[name]
+                prune.custom_from_mask(module, attribute, mask.to(getattr(module, attribute).device))
+                pruned.append((module, attribute))
             try:
                 yield
             finally:
-                for module in pruned:
-                    prune.remove(module, "weight")  # keep weight = weight_orig * mask as a plain parameter
+                for module, attribute in pruned:
+                    prune.remove(module, attribute)  # keep weight = weight_orig * mask as a plain parameter
 
     # -- files -------------------------------------------------------------------------------------------------
     def save(self, folder: Path | str) -> None:
@@ -162,19 +164,25 @@ class Subnetwork:
         return cls(head, mlp, weights)
 
 
+def _parameter(targets: dict[str, tuple[nn.Linear, str]], name: str) -> torch.Tensor:
+    module, attribute = targets[name]
+    return getattr(module, attribute)
+
+
 @contextmanager
 def weights_zeroed(model: nn.Module, masks: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Multiply each named encoder weight by its mask for the duration of the block, then restore it exactly."""
-    linears = dict(get_adapter(model).encoder_linear_weights())
+    """Multiply each named encoder weight (or bias) by its mask for the duration of the block, then restore it
+    exactly."""
+    targets = get_adapter(model).mask_targets()
     saved: dict[str, torch.Tensor] = {}
     try:
         with torch.no_grad():
             for name, mask in masks.items():
-                weight = linears[name].weight
-                saved[name] = weight.detach().clone()
-                weight.mul_(mask.to(device=weight.device, dtype=weight.dtype))
+                parameter = _parameter(targets, name)
+                saved[name] = parameter.detach().clone()
+                parameter.mul_(mask.to(device=parameter.device, dtype=parameter.dtype))
         yield
     finally:
         with torch.no_grad():
             for name, original in saved.items():
-                linears[name].weight.copy_(original)
+                _parameter(targets, name).copy_(original)

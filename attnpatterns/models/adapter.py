@@ -84,6 +84,16 @@ class EncoderAdapter:
                 out.append((f"layer{i}.{name}", getattr(mods, name)))
         return out
 
+    def mask_targets(self) -> dict[str, tuple[nn.Linear, str]]:
+        """Every parameter a weight mask may name, as ``(linear, attribute)``: ``layer3.query`` is that linear's
+        weight, ``layer3.query.bias`` its bias."""
+        out: dict[str, tuple[nn.Linear, str]] = {}
+        for name, linear in self.encoder_linear_weights():
+            out[name] = (linear, "weight")
+            if linear.bias is not None:
+                out[f"{name}.bias"] = (linear, "bias")
+        return out
+
 
 class BertStyleAdapter(EncoderAdapter):
     """Adapter for the BERT module layout (BERT, RoBERTa, ELECTRA, XLM-R, CamemBERT, MiniLM)."""

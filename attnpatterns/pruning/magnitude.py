@@ -1,11 +1,26 @@
-"""Magnitude pruning (m-pruning): global L1 unstructured pruning of the encoder's weight matrices.
+"""Magnitude pruning (m-pruning): global L1 unstructured pruning of the encoder, as in Prasanna et al. (2020).
 
-Only Q, K, V, the attention output projection and the two FFN matrices of every layer are pruned (their weights,
-not biases); embeddings, pooler and classifier are left alone, as in the paper. Each step removes ``amount`` (10%)
-of the weights still kept, by smallest absolute value across all those matrices at once, then scores the model on
-the dev set; at most ``max_steps`` (10) steps, stopping at the first step whose score falls below ``threshold`` x
-the full model's. The masks of the last step that passed are kept. Like structured pruning, it hands the state
-after every step (:class:`MagnitudeState`) to a checkpoint and can resume from it.
+The reference is ``mask_global`` in Prasanna et al.'s code (sai-prasanna/bert-experiments,
+``src/find_global_weight_mask.py``, with ``parameters_to_prune`` of ``src/run_glue.py``): torch's
+``prune.global_unstructured(..., L1Unstructured, amount=0.1)``, repeated. Each step removes ``amount`` (10%) of the
+parameters still kept, round(0.1 x kept), those of smallest |w| across the whole pool at once, then scores the model on
+the dev set; it stops at the first step whose score falls below ``threshold`` (0.9) x the full model's, and keeps the
+masks of the last step that passed.
+
+The pool (``MagnitudeConfig.pool``):
+
+``prasanna2020`` (the default)
+    their ``parameters_to_prune``: in every layer the weights *and biases* of Q, K, V, the attention output
+    projection and the first FFN matrix, and the second FFN matrix's weight (its bias is commented out there).
+    Embeddings, LayerNorms, pooler and classifier are never pruned.
+``weights``
+    the six weight matrices of every layer, no bias (what this module pruned before the reference was followed).
+
+The number of steps: the code's loop runs at most ``total_steps = 10`` prune-and-score steps, but it saves the mask
+copied *before* the last step it ran, so when all ten pass it keeps nine (sparsity 1 - 0.9^9 = 61.3%), and when step k
+fails, k - 1, as here. ``max_steps = 9`` (the default) therefore gives exactly its masks, with one evaluation fewer
+when all pass; ``--max-steps 10`` keeps a passing tenth step. Like structured pruning, it hands the state after every
+step (:class:`MagnitudeState`) to a checkpoint and can resume from it.
 """
 
 from __future__ import annotations
@@ -28,17 +43,28 @@ from attnpatterns.tasks.metrics import compute_metrics
 from attnpatterns.tasks.task import Task
 
 
+#: What magnitude pruning may prune (module docstring): name -> one-line summary, for option help.
+POOLS = {
+    "prasanna2020": "Q, K, V, attention output, FFN-in weights and biases, FFN-out weight (Prasanna et al.'s code)",
+    "weights": "the six weight matrices of every layer, no bias",
+}
+DEFAULT_POOL = "prasanna2020"
+
+
 @dataclass(frozen=True)
 class MagnitudeConfig:
-    amount: float = 0.1  # share of the remaining weights removed per step
-    max_steps: int = 10
+    amount: float = 0.1  # share of the remaining parameters removed per step
+    max_steps: int = 9  # the reference keeps at most nine steps (module docstring)
     threshold: float = 0.9
     max_length: int = 128
     batch_size: int = 64  # speed only
     max_dev_examples: int | None = None
+    pool: str = DEFAULT_POOL
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}.")
         if not 0 < self.amount < 1:
             raise ValueError(f"amount must be in (0, 1), not {self.amount}.")
         if self.max_steps < 1 or self.batch_size < 1 or self.max_length < 8:
@@ -51,12 +77,30 @@ class MagnitudeConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> MagnitudeConfig:
-        return cls(**data)
+        return cls(**{"pool": "weights", **data})  # a config saved without a pool is from before pools: weights
 
 
-def encoder_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The prunable weight matrices, by adapter name (``layer0.query`` ...)."""
-    return {name: linear.weight for name, linear in get_adapter(model).encoder_linear_weights()}
+#: Prasanna et al.'s ``parameters_to_prune``, per layer, as (adapter linear, parameter), in their order.
+_PRASANNA2020 = (("key", "weight"), ("key", "bias"), ("query", "weight"), ("query", "bias"), ("value", "weight"),
+                 ("value", "bias"), ("attn_out", "weight"), ("attn_out", "bias"), ("ffn_in", "weight"),
+                 ("ffn_in", "bias"), ("ffn_out", "weight"))
+
+
+def encoder_weights(model: nn.Module, pool: str = DEFAULT_POOL) -> dict[str, torch.Tensor]:
+    """The prunable parameters of ``pool``, by mask name (``layer0.key``, ``layer0.key.bias``, ...), in pool order."""
+    adapter = get_adapter(model)
+    if pool == "weights":
+        return {name: linear.weight for name, linear in adapter.encoder_linear_weights()}
+    if pool != "prasanna2020":
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {pool!r}.")
+    out = {}
+    for layer in range(adapter.num_layers):
+        mods = adapter.layer(layer)
+        for linear, attribute in _PRASANNA2020:
+            parameter = getattr(getattr(mods, linear), attribute)
+            if parameter is not None:  # a linear without a bias has none to prune
+                out[f"layer{layer}.{linear}" + (".bias" if attribute == "bias" else "")] = parameter
+    return out
 
 
 def global_magnitude_step(
@@ -127,7 +171,7 @@ def magnitude_prune(
     config = config or MagnitudeConfig()
     _, features, labels = prepare_dev(model, tokenizer, task, config.max_length, config.max_dev_examples)
     pad = tokenizer.pad_token_id or 0
-    weights = encoder_weights(model)
+    weights = encoder_weights(model, config.pool)
 
     def score(masks: dict[str, torch.Tensor] | None) -> float:
         with weights_zeroed(model, masks or {}):

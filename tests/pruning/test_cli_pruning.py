@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from attnpatterns.cli.app import app
+from attnpatterns.masking.subnetwork import Subnetwork
 from tests.pruning.conftest import make_task
 
 runner = CliRunner()
@@ -82,6 +83,10 @@ def test_magnitude_and_refinetune_from_masks(tmp_path, tiny_classifier_path):
                    "--max-length", "16", "-o", tmp_path / "mag", "-q", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "mag" / "weight_masks.safetensors").is_file()
+    masks = Subnetwork.load(tmp_path / "mag").weight_masks
+    assert "layer0.query.bias" in masks and "layer0.ffn_out.bias" not in masks  # Prasanna et al.'s pool
+    res = _invoke(["prune", "-m", ft, "--method", "magnitude", "--pool", "all", "-o", tmp_path / "bad", "-q"])
+    assert res.exit_code != 0 and "prasanna2020, weights" in res.output
     res = _invoke(["finetune", "--train-file", train, "--dev-file", dev, "-m", tiny_classifier_path,
                    "--masks", tmp_path / "mag", "-o", tmp_path / "re", *FAST])
     assert res.exit_code == 0, res.output
