@@ -370,7 +370,13 @@ def read_survivors(path: Path | str) -> dict:
 
 
 def compute_survivors(seed_masks: Sequence[SeedMasks], task: str | None = None, model: str | None = None) -> Survivors:
-    """Combine the masks of several seeds of one task (all of one model and shape)."""
+    """Combine the masks of several seeds of one task (all of one model and shape).
+
+    Super-survivors are the heads (and MLPs) kept in every seed: S = {(l, h) : m_s[l, h] = 1 for all seeds s}, the
+    elementwise product of the seeds' 0/1 masks, as ``src/compute_super_masks.py`` in Prasanna et al.'s code
+    (sai-prasanna/bert-experiments) computes them (``super_head *= head_mask`` over the seeds). The per-head
+    survival frequency is the mean of the masks over seeds; Fleiss' κ is in the module docstring.
+    """
     if not seed_masks:
         raise MaskError("no masks to combine; give at least one pruning run.")
     shapes = {m.head_mask.shape for m in seed_masks}

@@ -110,3 +110,21 @@ def test_bad_inputs(tmp_path):
     _save(tmp_path / "c" / "seed_1", np.ones((2, 3)), np.ones(5))
     with pytest.raises(MaskError, match="2 layers"):
         find_mask_sets([tmp_path / "c"])
+
+
+def test_super_survivors_are_the_product_of_the_seeds_masks():
+    """As compute_super_masks.py of Prasanna et al.'s code: super_head *= head_mask over the seeds, then the ids of
+    the ones (the product loop written here)."""
+    from attnpatterns.pruning.survivors import SeedMasks
+
+    rng = np.random.default_rng(5)
+    seeds = [SeedMasks("toy", s, (rng.random((6, 12)) > 0.15).astype(np.float32),
+                       (rng.random(6) > 0.2).astype(np.float32)) for s in range(5)]
+    super_head, super_mlp = np.ones((6, 12)), np.ones(6)
+    for m in seeds:
+        super_head *= m.head_mask
+        super_mlp *= m.mlp_mask
+    result = compute_survivors(seeds).to_dict()
+    assert result["super_survivor_heads"] == [[i // 12, i % 12] for i in np.flatnonzero(super_head.reshape(-1) == 1)]
+    assert result["super_survivor_mlps"] == np.flatnonzero(super_mlp == 1).tolist()
+    assert 0 < len(result["super_survivor_heads"]) < 72
