@@ -90,9 +90,12 @@ def test_value_zeroing_when_the_padded_length_equals_the_hidden_size(tiny, tmp_p
     hidden one; each example's scores equal those of a run that extracts it alone (no padding)."""
     examples = [TextExample("long", "word " * 60), TextExample("short", "a short text")]
     config = ExtractionConfig(kinds=("valuezero",), max_length=32, batch_size=2, dtype="float32")
-    batched = extract_maps(tiny, examples, tmp_path / "batched", config)
+    with pytest.warns(UserWarning, match="truncated"):
+        batched = extract_maps(tiny, examples, tmp_path / "batched", config)
     assert batched.example("long").n_tokens == 32 == tiny.model.config.hidden_size
-    alone = extract_maps(tiny, examples, tmp_path / "alone", ExtractionConfig(**{**config.to_dict(), "batch_size": 1}))
+    with pytest.warns(UserWarning, match="truncated"):
+        alone = extract_maps(tiny, examples, tmp_path / "alone",
+                             ExtractionConfig(**{**config.to_dict(), "batch_size": 1}))
     for ex in examples:
         np.testing.assert_allclose(batched.get_map(ex.example_id, 1, -1, "valuezero"),
                                    alone.get_map(ex.example_id, 1, -1, "valuezero"), rtol=1e-4, atol=1e-6)

@@ -104,5 +104,6 @@ def test_roberta_style_positions_leave_room_for_their_offset(tmp_path):
     examples = [TextExample("long", "hello world " * 80)]
     with pytest.raises(InputError, match="maximum \\(128 positions\\); use --max-length 128"):
         extract_maps(loaded, examples, tmp_path / "a", ExtractionConfig(kinds=("raw",), max_length=130))
-    run = extract_maps(loaded, examples, tmp_path / "b", ExtractionConfig(kinds=("raw",), max_length=128))
+    with pytest.warns(UserWarning, match="truncated"):
+        run = extract_maps(loaded, examples, tmp_path / "b", ExtractionConfig(kinds=("raw",), max_length=128))
     assert run.example("long").n_tokens == 128 and run.example("long").truncated
