@@ -139,7 +139,24 @@ def tokenize(tokenizer, examples: Sequence[TextExample], max_length: int):
                           add_special_tokens=True)
         for j, ids in zip(full, again["input_ids"]):
             truncated[j] = len(ids) > max_length
+    _check_every_text_has_tokens(enc, examples, truncated)
     return enc, truncated
+
+
+def _check_every_text_has_tokens(enc, examples: Sequence[TextExample], truncated: list[bool]) -> None:
+    """A text the tokenizer turns into nothing (spaces, control or zero-width characters) would be stored as a map of
+    special tokens only, with segment ids the model was not given: refuse it by name. Needs a fast tokenizer's
+    encodings (which token came from which text); a truncation that leaves a second text no tokens is warned of."""
+    if not enc.encodings:
+        return
+    for j, ex in enumerate(examples):
+        seq = set(enc.sequence_ids(j))
+        which = "text" if 0 not in seq else "second text" if ex.is_pair and 1 not in seq and not truncated[j] else None
+        if which:
+            raise InputError(
+                f"example {ex.example_id!r}: its {which} gives no tokens with this tokenizer (only spaces, control or "
+                "zero-width characters?). Fix or drop it; if a run folder was started, rerun with --overwrite."
+            )
 
 
 def extract_maps(

@@ -316,3 +316,18 @@ def test_new_weights_in_the_same_model_folder_make_another_run(tmp_path):
         extract_maps(load_model(folder), _examples(), tmp_path / "run")
     again = extract_maps(load_model(folder), _examples(), tmp_path / "run", overwrite=True)
     assert not np.array_equal(again.get_map("s1", 0, 0, "raw"), old_map)
+
+
+@pytest.mark.parametrize("text_a, text_b, which", [
+    ("\u200b\u200b", None, "text"),  # zero-width spaces survive the readers' strip()
+    ("   ", None, "text"),
+    ("hello there", "\x01\x02", "second text"),
+    ("hello there", "", "second text"),
+])
+def test_a_text_that_gives_no_tokens_is_refused_by_name(tiny, tmp_path, text_a, text_b, which):
+    """A text (or a pair's second text) the tokenizer turns into no tokens would be stored as a map of special
+    tokens only, its segment ids not those the model was given: a clear error naming the example instead."""
+    examples = [TextExample("fine", "a normal sentence", None if text_b is None else "and a second one"),
+                TextExample("bad", text_a, text_b)]
+    with pytest.raises(InputError, match=f"example 'bad': its {which} gives no tokens"):
+        extract_maps(tiny, examples, tmp_path / "run")
