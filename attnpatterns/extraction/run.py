@@ -121,10 +121,10 @@ def tokenize(tokenizer, examples: Sequence[TextExample], max_length: int):
     b = [e.text_b for e in examples] if any(e.is_pair for e in examples) else None
     if b is not None and not all(e.is_pair for e in examples):
         raise InputError("a batch mixes single texts and sentence pairs; keep one kind per input file.")
-    # padded on the right whatever the tokenizer's own padding_side (some checkpoints save "left"): maps, token lists
-    # and value zeroing's replays are cropped to each example's first n positions
-    # and as numpy arrays, then tensors sharing their memory: the same int64 tensors as return_tensors="pt", whose
-    # conversion walks every id in Python first (a quarter of the tokenising time; benchmarks/RESULTS.md)
+    # Padded on the right whatever the tokenizer's own padding_side (some checkpoints save "left"): maps, token lists
+    # and value zeroing's replays are cropped to each example's first n positions. Returned as numpy arrays, made
+    # tensors sharing their memory: the same int64 tensors as return_tensors="pt", whose conversion walks every id in
+    # Python first (about half the tokenising time; benchmarks/RESULTS.md, "Extraction", session 17).
     enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, padding_side="right",
                     return_tensors="np")
     for key, value in enc.items():
