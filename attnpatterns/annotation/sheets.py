@@ -274,6 +274,11 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
     collapsed: list[str] = []
     for lineno, line in enumerate(lines, start=2):
         map_id, text = (line.get("map_id") or "").strip(), (line.get("label") or "").strip()
+        beyond = [v.strip() for v in line.get(None) or [] if v and v.strip()]  # DictReader's fields past the header
+        if beyond:  # e.g. a label typed one tab too far: the annotator's work, never skipped as an empty row
+            errors.append(f"line {lineno}: {', '.join(map(repr, beyond[:3]))} after the last column of the header; "
+                          "put the label in the label column")
+            continue
         if not text:
             n_empty += 1
             continue

@@ -300,3 +300,22 @@ def test_export_map_ids_re_exports_labelled_maps_for_a_re_look(built, tmp_path):
     r = invoke("annotate", "export-sheets", "--map-ids", tmp_path / "ids.txt", "--unlabelled", "-o", tmp_path / "y",
                "--corpus", built)
     assert r.exit_code != 0 and "--unlabelled" in r.output
+
+
+def test_a_label_one_column_to_the_right_is_refused_not_skipped_as_empty(built, tmp_path):
+    """An extra tab before the label puts it after the last column: that row is the annotator's work, so the import
+    refuses the sheet naming the line, instead of counting the row as empty and dropping the label."""
+    out = tmp_path / "sheets"
+    assert invoke("annotate", "export-sheets", "--kind", "raw", "--unlabelled", "--limit", "3", "-o", out,
+                  "--corpus", built).exit_code == 0
+    rows = _fill(out / "labels.tsv", ["v", "", "b"])
+    lines = (out / "labels.tsv").read_text().splitlines()
+    shifted = lines[2].split("\t")
+    lines[2] = "\t".join(shifted[:3] + ["", "diagonal"])  # map_id, then an empty label, then the label
+    (out / "labels.tsv").write_text("\n".join(lines) + "\n")
+    before = (built / "labels.csv").read_bytes() if (built / "labels.csv").exists() else b""
+    r = invoke("annotate", "import-labels", out / "labels.tsv", "--annotator", "dana", "--method", "sheets",
+               "--corpus", built)
+    assert r.exit_code != 0 and "line 3" in r.output and "'diagonal'" in r.output
+    assert ((built / "labels.csv").read_bytes() if (built / "labels.csv").exists() else b"") == before
+    assert rows[1]["map_id"] in lines[2]
