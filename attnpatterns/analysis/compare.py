@@ -187,6 +187,11 @@ class TaskInputs:
         return {cond: t for cond, t in given.items() if t is not None}
 
 
+#: Columns of the result CSVs that hold names (read back as strings whatever they look like).
+_TEXT_COLUMNS = ("task", "kind", "weights", "heads", "condition", "type", "comparison", "group_a", "group_b", "test",
+                 "method", "majority_type")
+
+
 @dataclass
 class ComparisonResult:
     """Tidy tables of a comparison (one row per task x kind x condition x ...) and what produced them."""
@@ -274,11 +279,11 @@ class ComparisonResult:
             if not (folder / name).is_file():
                 raise AnalysisInputError(f"{folder} lacks {name}; rerun `attnpatterns compare`")
             try:
-                frames[name] = pd.read_csv(folder / name, keep_default_na=False, na_values=[""])
+                # names stay strings (a task called "007" or "2" must not come back as a number)
+                frames[name] = pd.read_csv(folder / name, keep_default_na=False, na_values=[""],
+                                           dtype={c: str for c in _TEXT_COLUMNS})
             except pd.errors.EmptyDataError:
                 frames[name] = pd.DataFrame()
-        if "type" in frames[TESTS_FILE]:
-            frames[TESTS_FILE]["type"] = frames[TESTS_FILE]["type"].astype(str)
         return cls(
             distributions=frames[DISTRIBUTIONS_FILE],
             tests=frames[TESTS_FILE],

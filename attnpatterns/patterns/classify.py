@@ -160,7 +160,8 @@ class ClassificationTable:
         path = folder / CLASSIFICATIONS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{folder} has no {CLASSIFICATIONS_FILE}; write it with `attnpatterns classify`")
-        rows = pd.read_csv(path, dtype={"example_id": str})
+        # ids as written: "007", "1e3", "NA" or "null" stay those strings (pandas would read the last two as NaN)
+        rows = pd.read_csv(path, dtype={"example_id": str}, keep_default_na=False, na_values=[""])
         manifest_path = folder / MANIFEST_FILE
         manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
         return cls(rows, manifest.get("run_manifest", {}), manifest.get("checkpoint", {}), manifest.get("source", ""))

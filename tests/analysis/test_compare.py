@@ -177,3 +177,18 @@ def test_pretrained_survivor_table_must_use_the_survivor_mask():
     wrong = make_table(table_frame(alike, heads=[(0, 0)]), model="pre", head_mask=survivor_mask([(0, 0)]))
     with pytest.raises(AnalysisInputError, match="pretrained super-survivors"):
         compare([TaskInputs("toy", make_survivors(), full, pruned, pt_full, wrong)], FAST)
+
+
+@pytest.mark.parametrize("task", ["007", "2"])
+def test_task_names_that_look_like_numbers_survive_a_round_trip(tmp_path, task):
+    """The result CSVs are read back with their name columns as strings: a task called "007" keeps its rows (read as
+    the number 7, the report found none of them)."""
+    from attnpatterns.analysis.report import build_report
+
+    full, pruned = full_and_pruned(lambda l, h, e: "heterogeneous" if (l + h + e) % 3 == 0 else "vertical")
+    result = compare([TaskInputs(task, make_survivors(task=task), full, survivors_table=pruned)],
+                     CompareConfig(n_permutations=50, n_bootstrap=20))
+    result.save(tmp_path)
+    back = ComparisonResult.load(tmp_path)
+    assert set(back.distributions["task"]) == {task} and back.summary() == result.summary()
+    assert "<p>No maps.</p>" not in build_report(back, figures=False)

@@ -214,3 +214,19 @@ def test_training_on_maps_without_segment_ids_leaves_the_segment_statistics_out(
     classifier = train_classifier(normed_set, preprocess=asked, model=SMALL,
                                   config=replace(FAST, max_epochs=2), cross_validate=False).classifier
     assert not classifier.reads_segments and classifier.preprocess == GRID32
+
+
+def test_a_saved_table_keeps_example_ids_that_pandas_would_read_as_missing(tmp_path):
+    """ClassificationTable.load reads ids as written: "NA", "null", "007", "1e3" (NA and null became NaN, merging
+    two examples)."""
+    import pandas as pd
+
+    from attnpatterns.patterns.classify import ClassificationTable
+
+    ids = ["007", "7", "1e3", "NA", "null", "TRUE"]
+    from attnpatterns.annotation.labels import PATTERN_TYPES
+
+    rows = pd.DataFrame({"example_id": ids, "layer": 0, "head": 0, "kind": "raw", "label": "vertical",
+                         **{f"p_{t}": 0.2 for t in PATTERN_TYPES}})
+    ClassificationTable(rows, {}, {}, "").save(tmp_path)
+    assert ClassificationTable.load(tmp_path).rows["example_id"].tolist() == ids
