@@ -54,6 +54,7 @@ def classify(
     from attnpatterns.patterns.classify import (
         DEFAULT_NAME_PATTERN,
         RUN_TYPE,
+        check_complete,
         classification_fingerprint,
         classifiers_for_kinds,
         classify_maps,
@@ -79,6 +80,7 @@ def classify(
             given[clf.kind] = clf
         if _is_extraction_run(run_dir):
             run = open_run(run_dir)
+            check_complete(run)  # before the output folder is made
             needed = wanted or (tuple(given) if checkpoint else run.kinds)
             classifiers = classifiers_for_kinds(needed, given, torch_device)
             if not run.n_maps(needed):

@@ -187,6 +187,17 @@ def _rows(ids, layers, heads, kind: str, probs: np.ndarray) -> pd.DataFrame:
     return frame
 
 
+def check_complete(run) -> None:
+    """Refuse an unfinished extraction run (killed midway): its table would hold only some examples and, recorded
+    under the run's fingerprint, pass for the finished run's."""
+    if not run.is_complete:
+        expected = run.manifest.get("n_examples", "?")
+        raise ValueError(
+            f"{run.root} is an unfinished extraction run ({len(run.examples)} of {expected} examples); finish it by "
+            "running the same `attnpatterns extract` command again, then classify it."
+        )
+
+
 def classify_run(
     run,
     classifiers: PatternClassifier | Mapping[str, PatternClassifier],
@@ -202,6 +213,7 @@ def classify_run(
     defaults to the run's kinds that have a classifier; asking for a kind that the run lacks, or that has no
     classifier, is an error. ``progress`` is called with the number of maps done since its last call.
     """
+    check_complete(run)
     by_kind = _as_classifiers(classifiers)
     wanted = tuple(kinds) if kinds is not None else tuple(k for k in run.kinds if k in by_kind)
     if not wanted:

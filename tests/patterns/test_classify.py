@@ -12,7 +12,7 @@ import torch
 
 from attnpatterns.constants import MANIFEST_FILE, PATTERN_TYPES
 from attnpatterns.data.records import TextExample
-from attnpatterns.extraction import ExtractionConfig, extract_maps
+from attnpatterns.extraction import ExtractionConfig, extract_maps, open_run
 from attnpatterns.models import load_model
 from attnpatterns.patterns.classifier import KindMismatchError
 from attnpatterns.patterns.classify import (
@@ -219,14 +219,37 @@ def test_training_on_maps_without_segment_ids_leaves_the_segment_statistics_out(
 def test_a_saved_table_keeps_example_ids_that_pandas_would_read_as_missing(tmp_path):
     """ClassificationTable.load reads ids as written: "NA", "null", "007", "1e3" (NA and null became NaN, merging
     two examples)."""
-    import pandas as pd
-
     from attnpatterns.patterns.classify import ClassificationTable
 
     ids = ["007", "7", "1e3", "NA", "null", "TRUE"]
-    from attnpatterns.annotation.labels import PATTERN_TYPES
-
     rows = pd.DataFrame({"example_id": ids, "layer": 0, "head": 0, "kind": "raw", "label": "vertical",
                          **{f"p_{t}": 0.2 for t in PATTERN_TYPES}})
     ClassificationTable(rows, {}, {}, "").save(tmp_path)
     assert ClassificationTable.load(tmp_path).rows["example_id"].tolist() == ids
+
+
+def test_an_unfinished_extraction_run_is_not_classified(tmp_path, raw_classifier):
+    """A run killed after its first shard is refused, by the library and the CLI, and no output folder is made."""
+    from typer.testing import CliRunner
+
+    from attnpatterns.cli.app import app
+
+    model = load_model(save_tiny_model(tmp_path / "tiny"))
+    examples = [TextExample(f"s{i}", t) for i, t in enumerate(TEXTS * 2)]
+
+    calls = []
+
+    def kill(n):  # the second chunk's progress: the first chunk's shard is flushed by then
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_maps(model, examples, tmp_path / "run", ExtractionConfig(chunk_size=2), progress=kill)
+    run = open_run(tmp_path / "run")
+    assert not run.is_complete and 0 < len(run.examples) < len(examples)
+    with pytest.raises(ValueError, match="unfinished extraction run \\(2 of 6 examples\\)"):
+        classify_run(run, raw_classifier)
+    result = CliRunner().invoke(app, ["classify", str(tmp_path / "run"), "-o", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "unfinished extraction run" in result.output
+    assert not (tmp_path / "out").exists()
