@@ -308,10 +308,32 @@ def check_same_model(a: PatternTable, b: PatternTable, what: str) -> None:
         )
 
 
+def _inputs_of(table: PatternTable) -> dict:
+    """What the extraction run recorded of its inputs: the texts' digest (runs since session 17), the input file's
+    sha256 (runs from a file), and the max length the texts were cut to."""
+    run = table.manifest.get("run_manifest", table.manifest) if isinstance(table.manifest, Mapping) else {}
+    config = run.get("config") if isinstance(run.get("config"), Mapping) else {}
+    inputs = config.get("inputs") if isinstance(config.get("inputs"), Mapping) else {}
+    return {"texts": run.get("examples_sha256"), "file": inputs.get("sha256"), "max_length": config.get("max_length")}
+
+
 def check_same_examples(tables: Iterable[tuple[str, PatternTable]], kind: str) -> None:
-    """Every condition must be measured on the same examples (else differences may come from the texts)."""
+    """Every condition must be measured on the same examples (else differences may come from the texts): the same
+    example ids, and, where the runs recorded them, the same texts (their digest, or the input file's sha256) cut to
+    the same max length. Ids alone can match for different texts (line numbers of two files, ``--limit N`` of two
+    tasks)."""
     tables = list(tables)
     ref_name, ref = tables[0]
+    ref_inputs = _inputs_of(ref)
+    for name, table in tables[1:]:
+        inputs = _inputs_of(table)
+        for what, label in (("texts", "texts"), ("file", "input files"), ("max_length", "--max-length")):
+            if ref_inputs[what] is not None and inputs[what] is not None and ref_inputs[what] != inputs[what]:
+                raise AnalysisInputError(
+                    f"the {name} table and the {ref_name} table were extracted from different {label} "
+                    f"({_short(inputs[what])} and {_short(ref_inputs[what])}); extract every condition from the "
+                    "same input texts with the same --max-length, or allow different examples"
+                )
     ref_ids = ref.example_ids(kind)
     for name, table in tables[1:]:
         ids = table.example_ids(kind)
@@ -323,6 +345,11 @@ def check_same_examples(tables: Iterable[tuple[str, PatternTable]], kind: str) -
                 f"{only_b[:3]}); extract every condition from the same input texts, or allow "
                 "different examples"
             )
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text[:12] if len(text) == 64 else text  # a sha256: its first 12 digits
 
 
 def _check_grid(table: PatternTable, survivors: Survivors, where: str) -> None:

@@ -92,6 +92,13 @@ def extraction_fingerprint(model: LoadedModel, config: ExtractionConfig, head_ma
     return _fingerprint(ident)
 
 
+def examples_digest(examples: Sequence[TextExample]) -> str:
+    """sha256 of the examples' ids and texts (not labels), in order: what tells two runs' inputs apart when they
+    are compared (e.g. the full model's and the super-survivors' maps of one task)."""
+    texts = [[e.example_id, e.text_a, e.text_b] for e in examples]
+    return hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()
+
+
 def max_tokens(model) -> int:
     """The longest input the model's position embeddings allow: ``max_position_embeddings``, less the offset of
     RoBERTa-style embeddings (XLM-R, CamemBERT, ...), whose positions start after ``padding_idx`` (514 - 2 = 512)."""
@@ -220,6 +227,7 @@ def extract_maps(
         "mlp_mask": None if mlp_mask is None else mlp_mask.tolist(),
         "device": str(model_device(model.model)),
         "n_examples": len(examples),
+        "examples_sha256": examples_digest(examples),
         **({"repaired_shards": previous["repaired_shards"]} if previous.get("repaired_shards") else {}),
     })
     done: set[str] = set()

@@ -192,3 +192,42 @@ def test_task_names_that_look_like_numbers_survive_a_round_trip(tmp_path, task):
     back = ComparisonResult.load(tmp_path)
     assert set(back.distributions["task"]) == {task} and back.summary() == result.summary()
     assert "<p>No maps.</p>" not in build_report(back, figures=False)
+
+
+def test_conditions_extracted_from_different_texts_are_refused_though_their_ids_match():
+    """Example ids "0", "1", ... match for any two files of as many lines: the texts' digest (and the input file's
+    sha256, and the max length) recorded by the extraction runs must match too."""
+    label = lambda l, h, e: "vertical"  # noqa: E731
+    frame_full, frame_pruned = table_frame(label), table_frame(label, heads=list(SURVIVORS))
+
+    def tables(pruned_texts="aaa", pruned_file=None, pruned_max=128):
+        full = make_table(frame_full, examples_sha256="aaa", config={"max_length": 128})
+        config = {"max_length": pruned_max, **({"inputs": {"sha256": pruned_file}} if pruned_file else {})}
+        pruned = make_table(frame_pruned, head_mask=survivor_mask(), examples_sha256=pruned_texts, config=config)
+        return [TaskInputs("toy", make_survivors(), full, survivors_table=pruned)]
+
+    cfg = CompareConfig(n_permutations=20, n_bootstrap=10)
+    compare(tables(), cfg)  # the same texts: fine
+    with pytest.raises(AnalysisInputError, match="different texts"):
+        compare(tables(pruned_texts="bbb"), cfg)
+    with pytest.raises(AnalysisInputError, match="different --max-length"):
+        compare(tables(pruned_max=64), cfg)
+    compare(tables(pruned_texts=None, pruned_file="f1"), cfg)  # one side recorded nothing to compare: allowed
+    compare(tables(pruned_texts="bbb"), CompareConfig(n_permutations=20, n_bootstrap=10,
+                                                      require_same_examples=False))
+
+
+def test_an_extraction_run_records_the_digest_of_its_texts(tmp_path):
+    from attnpatterns.data.records import TextExample
+    from attnpatterns.extraction import ExtractionConfig, extract_maps
+    from attnpatterns.models import load_model
+    from tests.helpers import save_tiny_model
+
+    model = load_model(save_tiny_model(tmp_path / "m"))
+    config = ExtractionConfig(kinds=("raw",))
+    a = extract_maps(model, [TextExample("0", "one text"), TextExample("1", "two")], tmp_path / "a", config)
+    b = extract_maps(model, [TextExample("0", "one text", None, 1), TextExample("1", "two", None, 0)], tmp_path / "b",
+                     config)
+    c = extract_maps(model, [TextExample("0", "other text"), TextExample("1", "two")], tmp_path / "c", config)
+    digests = [r.manifest["examples_sha256"] for r in (a, b, c)]
+    assert digests[0] == digests[1] != digests[2]  # labels are no part of it, texts are
