@@ -30,6 +30,7 @@ from attnpatterns.constants import (
     MAP_KINDS,
     PATTERN_TYPES,
     SUPER_HEAD_MASK_FILE,
+    SUPER_MLP_MASK_FILE,
     SURVIVORS_FILE,
 )
 from attnpatterns.data.records import InputError
@@ -238,7 +239,7 @@ def _validate_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def check_full_table(table: PatternTable, survivors: Survivors, role: str) -> None:
-    """A full-model table: same head grid as the survivors, no head mask, a map for every head."""
+    """A full-model table: same head grid as the survivors, no head or MLP mask, a map for every head."""
     where = f"{role} table ({table.describe()})"
     _check_grid(table, survivors, where)
     if table.head_mask is not None and not table.head_mask.all():
@@ -246,6 +247,12 @@ def check_full_table(table: PatternTable, survivors: Survivors, role: str) -> No
             f"{where} comes from a masked extraction run (it keeps {int(table.head_mask.sum())} of "
             f"{table.head_mask.size} heads); the full-model condition needs maps extracted without "
             "a --head-mask"
+        )
+    mlp_mask = _recorded_mlp_mask(table)
+    if mlp_mask is not None and not mlp_mask.all():
+        raise AnalysisInputError(
+            f"{where} comes from an extraction run with an MLP mask (it keeps {int(mlp_mask.sum())} of "
+            f"{mlp_mask.size} MLPs); the full-model condition needs maps extracted without --mlp-mask"
         )
     have = set(table.heads)
     if not have and all(k in LAYER_KINDS for k in table.kinds):
@@ -266,7 +273,8 @@ def check_full_table(table: PatternTable, survivors: Survivors, role: str) -> No
 
 
 def check_survivor_table(table: PatternTable, survivors: Survivors, role: str) -> None:
-    """A super-survivors table: same head grid, extracted with the super-survivor head mask."""
+    """A super-survivors table: same head grid, extracted with the super-survivor head mask and (when the survivors
+    have MLP masks and the run recorded its own) the mask of the MLPs kept in every seed, as the pipeline does."""
     where = f"{role} table ({table.describe()})"
     _check_grid(table, survivors, where)
     fix = (
@@ -292,6 +300,18 @@ def check_survivor_table(table: PatternTable, survivors: Survivors, role: str) -
         if missing:
             parts.append(f"no maps for super-survivor head(s) {_fmt_heads(missing)}")
         raise AnalysisInputError(f"{where} has {' and '.join(parts)}; {fix}")
+    recorded = _run_manifest(table)
+    if "mlp_mask" in recorded and survivors.super_mlp_mask is not None:
+        # the super-survivors condition keeps the MLPs kept in every seed too, as the pipeline extracts it
+        mlp_mask = _recorded_mlp_mask(table)
+        kept = np.ones(survivors.n_layers, bool) if mlp_mask is None else mlp_mask
+        wanted = survivors.super_mlp_mask.astype(bool)
+        if kept.shape != wanted.shape or (kept != wanted).any():
+            raise AnalysisInputError(
+                f"{where} was extracted keeping MLPs {np.flatnonzero(kept).tolist()}, but the MLPs kept in every "
+                f"seed are {np.flatnonzero(wanted).tolist()}; {fix} and --mlp-mask pointing at "
+                f"{SUPER_MLP_MASK_FILE}"
+            )
 
 
 def check_same_model(a: PatternTable, b: PatternTable, what: str) -> None:
@@ -308,10 +328,28 @@ def check_same_model(a: PatternTable, b: PatternTable, what: str) -> None:
         )
 
 
+def _run_manifest(table: PatternTable) -> Mapping:
+    """The extraction run's manifest behind ``table`` (inside a classification manifest, or the manifest itself)."""
+    manifest = table.manifest if isinstance(table.manifest, Mapping) else {}
+    run = manifest.get("run_manifest", manifest)
+    return run if isinstance(run, Mapping) else {}
+
+
+def _recorded_mlp_mask(table: PatternTable) -> np.ndarray | None:
+    """The MLP mask the run was extracted with, as bools (None: none, or not recorded)."""
+    mask = _run_manifest(table).get("mlp_mask")
+    if mask is None:
+        return None
+    try:
+        return np.asarray(mask, dtype=float).reshape(-1) == 1
+    except (TypeError, ValueError) as err:
+        raise AnalysisInputError(f"{table.describe()}: the recorded MLP mask is not a list of 0/1 ({err})") from err
+
+
 def _inputs_of(table: PatternTable) -> dict:
     """What the extraction run recorded of its inputs: the texts' digest (runs since session 17), the input file's
     sha256 (runs from a file), and the max length the texts were cut to."""
-    run = table.manifest.get("run_manifest", table.manifest) if isinstance(table.manifest, Mapping) else {}
+    run = _run_manifest(table)
     config = run.get("config") if isinstance(run.get("config"), Mapping) else {}
     inputs = config.get("inputs") if isinstance(config.get("inputs"), Mapping) else {}
     return {"texts": run.get("examples_sha256"), "file": inputs.get("sha256"), "max_length": config.get("max_length")}

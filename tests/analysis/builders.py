@@ -54,14 +54,25 @@ def table_frame(
     return pd.DataFrame(rows, columns=["example_id", "layer", "head", "kind", "label", *PROB_COLUMNS])
 
 
+SURVIVOR_MLPS = (1,)  # the MLPs kept in every seed by make_survivors
+
+
+def survivor_mlp_mask(mlps=SURVIVOR_MLPS, n_layers: int = N_LAYERS) -> list[float]:
+    return [1.0 if layer in mlps else 0.0 for layer in range(n_layers)]
+
+
 def run_manifest(
     model: str = "tiny-finetuned",
     head_mask=None,
     n_layers: int = N_LAYERS,
     n_heads: int = N_HEADS,
+    mlp_mask="survivors",
     **overrides,
 ) -> dict:
-    """An extraction-run manifest shaped like the one ``attnpatterns extract`` writes."""
+    """An extraction-run manifest shaped like the one ``attnpatterns extract`` writes. A masked run (a
+    super-survivors table) keeps the survivors' MLPs unless ``mlp_mask`` says otherwise, as the pipeline extracts it."""
+    if isinstance(mlp_mask, str):
+        mlp_mask = None if head_mask is None else survivor_mlp_mask(n_layers=n_layers)
     manifest = {
         "run_type": "extraction",
         "model": {
@@ -73,7 +84,7 @@ def run_manifest(
             "num_heads": n_heads,
         },
         "head_mask": None if head_mask is None else np.asarray(head_mask, float).tolist(),
-        "mlp_mask": None,
+        "mlp_mask": mlp_mask,
     }
     manifest.update(overrides)
     return manifest
@@ -131,7 +142,7 @@ def make_survivors(
         model="tiny",
         task="toy",
         seeds=[0, 1, 2],
-        mlps=[1],
+        mlps=list(SURVIVOR_MLPS),
         frequency=freq,
         kappa=0.21,
         source="constructed",

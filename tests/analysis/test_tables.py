@@ -191,3 +191,17 @@ def test_classifier_mismatch_is_noted():
     pruned = make_table(table_frame("vertical", heads=SURVIVORS), head_mask=survivor_mask(), sha="different")
     _, notes = _check(full=full, survivors_table=pruned)
     assert any("classifier" in n for n in notes)
+
+
+def test_mlp_masks_of_the_conditions_are_checked():
+    """The full-model condition is extracted without an MLP mask; the super-survivors condition keeps exactly the
+    MLPs kept in every seed (make_survivors: MLP 1), as the pipeline extracts it."""
+    full = make_table(table_frame("vertical"), mlp_mask=[1.0, 0.0, 1.0, 1.0])
+    with pytest.raises(AnalysisInputError, match="MLP mask \\(it keeps 3 of 4 MLPs\\)"):
+        _check(full=full)
+    for kept in (None, [1.0, 1.0, 0.0, 0.0]):  # no MLP mask, or another one
+        pruned = make_table(table_frame("vertical", heads=SURVIVORS), head_mask=survivor_mask(), mlp_mask=kept)
+        with pytest.raises(AnalysisInputError, match="MLPs kept in every seed are \\[1\\]"):
+            _check(survivors_table=pruned)
+    pruned = make_table(table_frame("vertical", heads=SURVIVORS), head_mask=survivor_mask(), mlp_mask=None)
+    _check(survivors_table=pruned, survivors=make_survivors(mlps=None))  # survivors without MLP masks: heads only
