@@ -17,6 +17,8 @@ from attnpatterns.constants import (
     ALL_HEADS,
     CONDITIONS,
     FINETUNED,
+    LAYER_HEAD,
+    LAYER_KINDS,
     MAP_KINDS,
     PATTERN_TYPES,
     PRETRAINED,
@@ -186,6 +188,8 @@ def majority_grid(majority, n_layers: int, n_heads: int) -> np.ndarray:
     head and majority_type (:func:`attnpatterns.analysis.distributions.majority_frame`)."""
     grid = np.full((n_layers, n_heads), np.nan)
     for row in majority.itertuples(index=False):
+        if row.head == LAYER_HEAD:  # a layer-level kind's map (rollout, ...): no head to colour (index -1 would
+            continue  # paint the layer's last head)
         grid[row.layer, row.head] = PATTERN_TYPES.index(row.majority_type)
     return grid
 
@@ -361,10 +365,10 @@ def task_figures(result, task: str) -> dict:
     heads = result.heads[result.heads["task"] == task] if not result.heads.empty else result.heads
     layers = result.layers[result.layers["task"] == task] if not result.layers.empty else result.layers
     for kind in kinds:
-        panels = [
+        panels = [  # a grid of heads for the per-head kinds only (a layer-level kind has one map per layer)
             (w, g)
             for (w, g) in CONDITIONS
-            if not heads.empty
+            if kind not in LAYER_KINDS and not heads.empty
             and ((heads["kind"] == kind) & (heads["weights"] == w) & (heads["heads"] == g)).any()
         ]
         if panels and n_layers and n_heads:

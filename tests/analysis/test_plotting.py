@@ -64,3 +64,27 @@ def test_survival_and_pruning_curves_and_saving(tmp_path):
     ax = plot_pruning_curves(curves, targets={"seed 0": 0.81, "seed 1": None})
     # seed 0: one line; seed 1: one kept point and one cross for the step that was not kept; one target line.
     assert len(ax.lines) == 4
+
+
+def test_layer_level_maps_colour_no_head_and_get_no_head_grid():
+    """A layer-level kind's rows carry head -1; as an index that would paint each layer's last head."""
+    import pandas as pd
+
+    from attnpatterns.analysis.compare import CompareConfig, TaskInputs, compare
+    from attnpatterns.plotting.compare import majority_grid, task_figures
+    from tests.analysis.builders import SURVIVORS, make_survivors, make_table, survivor_mask, table_frame
+
+    rows = pd.DataFrame({"layer": [0, 1, 1], "head": [2, -1, 0], "majority_type": ["block", "diagonal", "vertical"]})
+    grid = majority_grid(rows, 2, 3)
+    assert grid[0, 2] == PATTERN_TYPES.index("block") and grid[1, 0] == PATTERN_TYPES.index("vertical")
+    assert np.isnan(grid[1, 2]) and np.isnan(grid[1, 1])
+    def with_rollout(frame):  # one rollout map per layer and example, under head -1
+        layer_rows = frame.drop_duplicates(["example_id", "layer"]).assign(kind="rollout", head=-1)
+        return pd.concat([frame, layer_rows], ignore_index=True)
+
+    full = make_table(with_rollout(table_frame("vertical")))
+    pruned = make_table(with_rollout(table_frame("vertical", heads=list(SURVIVORS))), head_mask=survivor_mask())
+    result = compare([TaskInputs("toy", make_survivors(), full, survivors_table=pruned)],
+                     CompareConfig(n_permutations=20, n_bootstrap=10))
+    figures = task_figures(result, "toy")
+    assert "majority_raw" in figures and "majority_rollout" not in figures
