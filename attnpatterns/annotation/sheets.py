@@ -169,15 +169,16 @@ def export_sheets(
         fig.savefig(path)
         plt.close(fig)
         sheets.append(path)
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if blind:  # the key stays with the corpus: the folder may go to the annotator as it is
+        # saved before the sheet's table: a table whose key was never saved could be filled in but never imported
+        _save_blind_key(root, {"date": date, "batch": batch, "out_dir": str(out_dir),
+                               "blind_ids": {t: m for m, t in tokens.items()}})
     template = out_dir / TEMPLATE_FILE
     with open(template, "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if blind:  # the key stays with the corpus: the folder may go to the annotator as it is
-        _save_blind_key(root, {"date": date, "batch": batch, "out_dir": str(out_dir),
-                               "blind_ids": {t: m for m, t in tokens.items()}})
     info = {
         "date": date, "corpus": str(root), "pass": pass_, "n_maps": len(map_ids), "n_sheets": len(sheets),
         **(info or {}), "blind": blind, **({"blind_key": f"{BLIND_KEYS_FILE} of the corpus, batch {batch}"}

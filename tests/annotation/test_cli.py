@@ -319,3 +319,17 @@ def test_a_label_one_column_to_the_right_is_refused_not_skipped_as_empty(built, 
     assert r.exit_code != 0 and "line 3" in r.output and "'diagonal'" in r.output
     assert ((built / "labels.csv").read_bytes() if (built / "labels.csv").exists() else b"") == before
     assert rows[1]["map_id"] in lines[2]
+
+
+def test_a_blind_export_killed_before_its_key_is_saved_leaves_no_table_to_fill_in(built, tmp_path, monkeypatch):
+    """The key (blind id -> map id) is saved with the corpus before labels.tsv is written: a table that exists can
+    always be imported."""
+    import attnpatterns.annotation.sheets as sheets
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sheets, "_save_blind_key", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sheets.export_sheets(built, tmp_path / "blind", [m["map_id"] for m in read_map_index(built)][:3], blind=True)
+    assert not (tmp_path / "blind" / "labels.tsv").exists()
