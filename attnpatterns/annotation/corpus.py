@@ -406,6 +406,12 @@ def add_maps(root: str | Path, records: Iterable[CorpusMap]) -> list[str]:
     from safetensors.numpy import save
 
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise CorpusError(f"{root} is a file, not an annotation corpus folder; give --corpus a folder.")
+    if root.is_dir() and any(root.iterdir()) and not (root / MAP_INDEX_FILE).is_file():
+        # a folder of someone else's files (a maps.safetensors of their own, say) is never rewritten
+        raise CorpusError(f"{root} holds files but is not an annotation corpus (it has no {MAP_INDEX_FILE}); "
+                          "add maps to an existing corpus or to a new (or empty) folder.")
     root.mkdir(parents=True, exist_ok=True)
     records = list(records)
     with corpus_lock(root / MAPS_FILE):

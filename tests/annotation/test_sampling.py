@@ -161,3 +161,24 @@ def test_uncertain_takes_the_smallest_margins_of_the_classifier(tiny_runs, tmp_p
         sample_run_maps(sources, per_kind=4, uncertain={("normed", "stripes"): 2}, classifiers={"normed": clf})
     with pytest.raises(ValueError, match="trained on normed"):
         sample_run_maps(sources, per_kind=4, uncertain={("raw", "any"): 2}, classifiers={"raw": clf})
+
+
+def test_maps_are_never_added_to_a_folder_that_is_not_a_corpus(tmp_path):
+    """A folder of someone else's files, one of them named maps.safetensors, is left byte for byte as it was; a
+    file given as the corpus is refused too."""
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.eye(5, dtype=np.float32))
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    save_file({"encoder.weight": np.ones((3, 3), np.float32)}, str(theirs / "maps.safetensors"))
+    before = (theirs / "maps.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="not an annotation corpus"):
+        import_npy_folder(theirs, folder)
+    assert (theirs / "maps.safetensors").read_bytes() == before and sorted(p.name for p in theirs.iterdir()) == [
+        "maps.safetensors"]
+    with pytest.raises(ValueError, match="is a file"):
+        import_npy_folder(theirs / "maps.safetensors", folder)
+    assert import_npy_folder(tmp_path / "new", folder) == ["a"]  # a new folder becomes a corpus
