@@ -10,6 +10,7 @@ the corpus README reports.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,26 @@ def save_agreement(result: Mapping[str, PassAgreement], folder: str | Path) -> P
     """Write ``result`` (scope -> :class:`PassAgreement`) to ``folder/agreement.json`` atomically; return the path."""
     from attnpatterns.runfolder import write_json
 
-    path = Path(folder) / AGREEMENT_FILE
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file; give --output a folder for {AGREEMENT_FILE}.")
+    path = folder / AGREEMENT_FILE
+    if path.exists() and not _is_agreement_file(path):
+        raise FileExistsError(f"{path} exists and is not an agreement file written by attnpatterns; nothing was "
+                              "written. Choose another --output folder.")
     write_json(path, {scope: a.to_dict() for scope, a in result.items()})
     return path
+
+
+def _is_agreement_file(path: Path) -> bool:
+    """Whether ``path`` holds what :func:`save_agreement` writes (scope -> {scope, n, kappa, ...}): only such a file
+    is replaced."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and all(isinstance(v, dict) and {"scope", "n", "kappa"} <= set(v)
+                                          for v in data.values())
 
 
 def agreement_text(result: Mapping[str, PassAgreement]) -> str:

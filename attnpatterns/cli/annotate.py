@@ -306,7 +306,10 @@ def agreement_cmd(
 
     root = _existing_corpus(corpus)
     result = pass_agreement(read_labels(root), read_map_index(root))
-    path = save_agreement(result, Path(output) if output is not None else root)
+    try:
+        path = save_agreement(result, Path(output) if output is not None else root)
+    except FileExistsError as err:
+        raise fail(str(err))
     typer.echo("\n" + agreement_text(result))
     typer.echo(f"\nwrote {path}")
 

@@ -333,3 +333,17 @@ def test_a_blind_export_killed_before_its_key_is_saved_leaves_no_table_to_fill_i
     with pytest.raises(KeyboardInterrupt):
         sheets.export_sheets(built, tmp_path / "blind", [m["map_id"] for m in read_map_index(built)][:3], blind=True)
     assert not (tmp_path / "blind" / "labels.tsv").exists()
+
+
+def test_agreement_never_replaces_a_file_it_did_not_write(built, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "agreement.json").write_text('{"my": "notes"}')
+    r = invoke("annotate", "agreement", "-o", home, "--corpus", built)
+    assert r.exit_code != 0 and "not an agreement file" in r.output
+    assert (home / "agreement.json").read_text() == '{"my": "notes"}'
+    r = invoke("annotate", "agreement", "-o", home / "agreement.json", "--corpus", built)
+    assert r.exit_code != 0 and "is a file" in r.output
+    out = tmp_path / "out"
+    assert invoke("annotate", "agreement", "-o", out, "--corpus", built).exit_code == 0
+    assert invoke("annotate", "agreement", "-o", out, "--corpus", built).exit_code == 0  # its own file: replaced
