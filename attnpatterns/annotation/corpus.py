@@ -278,8 +278,17 @@ def read_map_index(root: str | Path = DEFAULT_CORPUS_DIR) -> list[dict]:
     path = Path(root) / MAP_INDEX_FILE
     if not path.exists():
         return []
+    out = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise CorpusError(f"{path}:{lineno} is damaged ({err.msg}); restore {MAP_INDEX_FILE} from version "
+                                  "control or a backup") from err
+    return out
 
 
 def read_arrays(root: str | Path = DEFAULT_CORPUS_DIR, map_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -290,12 +299,31 @@ def read_arrays(root: str | Path = DEFAULT_CORPUS_DIR, map_ids: Iterable[str] | 
     if not path.exists():
         return {}
     out: dict[str, np.ndarray] = {}
-    with safe_open(str(path), framework="numpy") as f:
-        keys = set(f.keys())
-        wanted = keys if map_ids is None else [m for m in map_ids if m in keys]
-        for key in wanted:
-            out[key] = np.asarray(f.get_tensor(key), dtype=np.float32)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            keys = set(f.keys())
+            wanted = keys if map_ids is None else [m for m in map_ids if m in keys]
+            for key in wanted:
+                out[key] = np.asarray(f.get_tensor(key), dtype=np.float32)
+    except Exception as err:  # safetensors' own error type for a truncated or garbled file
+        if isinstance(err, (KeyboardInterrupt, MemoryError)):
+            raise
+        raise CorpusError(f"{path} cannot be read ({err}); restore {MAPS_FILE} from version control or a "
+                          "backup") from err
     return out
+
+
+def _check_complete(root: Path, labelled: Sequence[str], index: Sequence[dict], arrays: Mapping) -> None:
+    """Every labelled map must have its index line and its array: one missing means the corpus is damaged (labels
+    are only imported for maps of the corpus), and training or scoring on the rest would pass unnoticed."""
+    known = {m["map_id"] for m in index}
+    no_line = [m for m in labelled if m not in known]
+    no_array = [m for m in labelled if m in known and m not in arrays]
+    if no_line or no_array:
+        parts = [f"{len(no_line)} have no line in {MAP_INDEX_FILE} (e.g. {no_line[:3]})" if no_line else "",
+                 f"{len(no_array)} no array in {MAPS_FILE} (e.g. {no_array[:3]})" if no_array else ""]
+        raise CorpusError(f"the corpus at {root} is damaged: of its labelled maps, "
+                          f"{' and '.join(p for p in parts if p)}; restore it from version control or a backup")
 
 
 def read_maps(root: str | Path = DEFAULT_CORPUS_DIR, kind: str | None = None) -> list[CorpusMap]:
@@ -336,12 +364,14 @@ def load_corpus(root: str | Path = DEFAULT_CORPUS_DIR, kind: str | None = None) 
     if kind is not None and kind not in MAP_KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(MAP_KINDS)}")
     labels = effective_label_rows(read_labels(root))
-    index = [m for m in read_map_index(root) if m["map_id"] in labels and (kind is None or m["kind"] == kind)]
+    full_index = read_map_index(root)
+    index = [m for m in full_index if m["map_id"] in labels and (kind is None or m["kind"] == kind)]
     arrays = read_arrays(root, [m["map_id"] for m in index])
+    kinds = {m["map_id"]: m["kind"] for m in full_index}
+    wanted = [m for m in labels if kind is None or kinds.get(m, kind) == kind]
+    _check_complete(Path(root), wanted, full_index, arrays)
     out = []
     for m in index:
-        if m["map_id"] not in arrays:
-            continue
         row = labels[m["map_id"]]
         out.append(LabeledMap(
             map_id=m["map_id"], array=arrays[m["map_id"]], label=row.label, kind=m["kind"], model=m["model"],

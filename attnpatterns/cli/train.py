@@ -49,6 +49,7 @@ def check_kind(kind: Optional[str], name: str = "--kind") -> None:
 
 def load_data(data: Optional[Path], format: str, kind: Optional[str], label_map: Optional[Path], group_pattern):
     """Read a labelled set for the CLI (any format); errors become a clean exit."""
+    from attnpatterns.annotation.corpus import CorpusError
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, LabelError, read_label_map_file
     from attnpatterns.patterns.io import FORMATS, DataError, load_labeled
     from attnpatterns.patterns.preprocess import MapError
@@ -58,7 +59,7 @@ def load_data(data: Optional[Path], format: str, kind: Optional[str], label_map:
     try:
         mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
         return load_labeled(data, format, kind, mapping, group_pattern)
-    except (DataError, LabelError, MapError) as err:
+    except (CorpusError, DataError, LabelError, MapError) as err:
         raise fail(str(err))
 
 

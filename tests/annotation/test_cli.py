@@ -347,3 +347,32 @@ def test_agreement_never_replaces_a_file_it_did_not_write(built, tmp_path):
     out = tmp_path / "out"
     assert invoke("annotate", "agreement", "-o", out, "--corpus", built).exit_code == 0
     assert invoke("annotate", "agreement", "-o", out, "--corpus", built).exit_code == 0  # its own file: replaced
+
+
+def test_a_damaged_corpus_is_named_not_used_in_part(built, tmp_path):
+    """Labelled maps whose index line or array is gone, a truncated tensor file, a garbled index line: each an error
+    naming the damage (evaluate and train used to score or fit the maps that were left)."""
+    from attnpatterns.annotation.corpus import CorpusError, load_corpus
+
+    ids = [m["map_id"] for m in read_map_index(built)][:6]
+    append_labels(built, [LabelRow(map_id=m, label="vertical", annotator="a", method="m", pass_="first") for m in ids])
+    assert len(load_corpus(built)) == 6
+    damaged = tmp_path / "no-lines"
+    shutil.copytree(built, damaged)
+    lines = (damaged / "maps.jsonl").read_text().splitlines(keepends=True)
+    (damaged / "maps.jsonl").write_text("".join(line for line in lines if ids[0] not in line))
+    with pytest.raises(CorpusError, match="1 have no line in maps.jsonl"):
+        load_corpus(damaged)
+    r = invoke("evaluate", "default", damaged, "--kind", "raw")
+    assert r.exit_code != 0 and "damaged" in r.output
+    truncated = tmp_path / "truncated"
+    shutil.copytree(built, truncated)
+    data = (truncated / "maps.safetensors").read_bytes()
+    (truncated / "maps.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorpusError, match="maps.safetensors cannot be read"):
+        load_corpus(truncated)
+    garbled = tmp_path / "garbled"
+    shutil.copytree(built, garbled)
+    (garbled / "maps.jsonl").write_text(lines[0] + '{"map_id": \n' + "".join(lines[1:]))
+    with pytest.raises(CorpusError, match="maps.jsonl:2 is damaged"):
+        load_corpus(garbled)
