@@ -23,6 +23,8 @@ Maps are featurised once (:mod:`attnpatterns.patterns.preprocess`) and the featu
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -475,6 +477,17 @@ def train_classifier(
 
 
 
+def dataset_digest(dataset) -> str:
+    """sha256 of a labelled set's content: names, labels, groups, segment ids and the arrays' bytes, in order."""
+    digest = hashlib.sha256()
+    segments = dataset.segments or [None] * len(dataset.names)
+    for name, label, group, array, seg in zip(dataset.names, dataset.labels, dataset.groups, dataset.arrays,
+                                              segments):
+        digest.update(json.dumps([name, label, group, seg, list(np.shape(array))]).encode())
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def train_run(
     output: str | Path,
     kind: str,
@@ -509,18 +522,25 @@ def train_run(
     from attnpatterns.runfolder import fingerprint, open_run_folder
     from attnpatterns.runtime import seed_everything
 
+    from attnpatterns.runfolder import RunExistsError
+
     output = Path(output)
     preprocess = preprocess or default_preprocess(kind)
+    mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
+    dataset = load_labeled(data, format, kind, mapping, group_pattern)  # reads only: nothing written yet
     ident = {
         "kind": kind, "data": None if data is None else str(Path(data).resolve()), "format": format,
         "label_map": None if label_map is None else str(label_map), "group_pattern": group_pattern,
         "train": config.to_dict(), "model": model.to_dict(), "preprocess": preprocess.to_dict(),
-        "skip_cv": not cross_validate,
+        "skip_cv": not cross_validate, "maps": dataset_digest(dataset),  # changed labels or maps: another run
     }
     folder = open_run_folder(output, TRAINING_RUN, fingerprint(ident), overwrite)
+    if folder.state == "complete":
+        raise RunExistsError(
+            f"{output} already holds this training run, finished (the same maps, labels and settings; checkpoint "
+            f"in {output / 'checkpoint'}); nothing was written. Pass --overwrite to train it again."
+        )
     seed_everything(config.seed)
-    mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
-    dataset = load_labeled(data, format, kind, mapping, group_pattern)
     log(f"{len(dataset)} {kind} maps from {dataset.source}: {dataset.class_counts()}")
     result = train_classifier(dataset, kind, preprocess=preprocess, model=model, config=config, device=device,
                               cross_validate=cross_validate)

@@ -143,3 +143,21 @@ def test_classify_npy_folder_with_wrong_kind_checkpoint(tmp_path, raw_set, raw_c
     assert len(pd.read_csv(tmp_path / "a" / CLASSIFICATIONS_FILE)) == 4
     result = invoke("classify", folder, "-o", tmp_path / "b", "-c", ckpt, "--kind", "normed")
     assert result.exit_code != 0 and "trained on raw maps and cannot classify normed maps" in result.output
+
+
+def test_train_never_replaces_a_finished_checkpoint_without_overwrite(tsv_folder, tmp_path):
+    """The same command again, or again after a label changed: the finished run (and its checkpoint) stays as it
+    was, and the message says how to train again."""
+    out = tmp_path / "run"
+    args = ("train", "--kind", "normed", "--data", tsv_folder, "--skip-cv", "--max-epochs", "2", "-o", out, "-q")
+    assert invoke(*args).exit_code == 0
+    weights = (out / "checkpoint" / "model.safetensors").read_bytes()
+    again = invoke(*args)
+    assert again.exit_code != 0 and "already holds this training run" in again.output
+    lines = (tsv_folder / "labels.tsv").read_text().splitlines()
+    name, _ = lines[0].split("\t")
+    (tsv_folder / "labels.tsv").write_text("\n".join([f"{name}\tBlock", *lines[1:]]) + "\n")
+    changed = invoke(*args)
+    assert changed.exit_code != 0 and "--overwrite" in changed.output
+    assert (out / "checkpoint" / "model.safetensors").read_bytes() == weights
+    assert invoke(*args, "--overwrite").exit_code == 0
