@@ -22,7 +22,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -471,13 +471,16 @@ def add_maps(root: str | Path, records: Iterable[CorpusMap]) -> list[str]:
     return new_ids
 
 
-def append_labels(root: str | Path, rows: Iterable[LabelRow | Mapping]) -> list[LabelRow]:
+def append_labels(root: str | Path, rows: Iterable[LabelRow | Mapping],
+                  check: Callable[[list[LabelRow]], None] | None = None) -> list[LabelRow]:
     """Append label rows to ``labels.csv`` atomically under a file lock; return the rows as written.
 
     Each row needs map_id, label, annotator, method and pass (``pass`` or ``pass_``); label is parsed with
     :func:`parse_label` (or is ``retracted``); date defaults to now (UTC) and the source columns (model, text_id,
     layer, head, kind, n_tokens) are filled from ``maps.jsonl``. Every row is validated before anything is
-    written: one bad row writes none.
+    written: one bad row writes none. ``check``, when given, is called under the lock with the rows of
+    ``labels.csv`` as they are then (e.g. to refuse a label another session wrote meanwhile); if it raises, nothing
+    is written.
     """
     root = Path(root)
     index = {m["map_id"]: m for m in read_map_index(root)}
@@ -511,14 +514,18 @@ def append_labels(root: str | Path, rows: Iterable[LabelRow | Mapping]) -> list[
         writer.writerow(row.to_csv_dict())
     head = io.StringIO()
     csv.DictWriter(head, fieldnames=list(LABEL_COLUMNS), lineterminator="\n").writeheader()
-    append_lines(path, buf.getvalue().encode("utf-8"), header=head.getvalue().encode("utf-8"))
+    append_lines(path, buf.getvalue().encode("utf-8"), header=head.getvalue().encode("utf-8"),
+                 before=None if check is None else lambda: check(read_labels(root)))
     return prepared
 
 
-def append_lines(path: Path, data: bytes, header: bytes = b"") -> None:
+def append_lines(path: Path, data: bytes, header: bytes = b"", before: Callable[[], None] | None = None) -> None:
     """Append ``data`` (whole lines) to the corpus file ``path`` under its lock, replacing the file atomically; a
-    new or empty file starts with ``header``, and a last line without its newline gets one first."""
+    new or empty file starts with ``header``, and a last line without its newline gets one first. ``before``, when
+    given, runs under the lock first; an exception from it writes nothing."""
     with corpus_lock(path):
+        if before is not None:
+            before()
         old = path.read_bytes() if path.exists() else b""
         if not old:
             old = header

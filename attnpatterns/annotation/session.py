@@ -81,6 +81,7 @@ class Progress:
 class _Action:
     map_id: str
     previous: LabelRow | None  # the row that set this pass's label before the click (None: no label)
+    written: LabelRow | None = None  # the row the click wrote: undo only while it still holds the label
 
 
 def heuristic_suggester() -> SuggestFn:
@@ -239,14 +240,25 @@ class AnnotationSession:
         if map_id not in self._index:
             raise KeyError(f"map {map_id!r} is not in this session's corpus/selection")
         label = parse_label(label)
-        previous = self._pass_rows(read_labels(self.root)).get(map_id)
         s = self.suggestion(map_id)
         notes = [n for n in (note, f"suggested {s.label} ({s.confidence:.2f})" if s else "") if n]
+        seen: list[LabelRow | None] = []
+
+        def unchanged(rows: list[LabelRow]) -> None:  # under the corpus lock, just before the row is appended
+            previous = self._pass_rows(rows).get(map_id)
+            if (None if previous is None else previous.label) != self._labels.get(map_id):
+                # another session labelled it since this one last read the corpus: never write over that unseen
+                who = "retracted" if previous is None else f"labelled {previous.label!r} by {previous.annotator}"
+                raise ValueError(f"map {map_id} was {who} meanwhile, in another session; nothing was written. "
+                                 "Call refresh() to see it, then label it again if you mean to change it.")
+            seen.append(previous)
+
         (row,) = append_labels(self.root, [LabelRow(
             map_id=map_id, label=label, annotator=self.annotator, method=self.method, pass_=self.pass_,
             note="; ".join(notes),
-        )])
-        self._history.append(_Action(map_id, previous))
+        )], check=unchanged)
+        previous = seen[0]
+        self._history.append(_Action(map_id, previous, row))
         self._labels[map_id] = label
         self._scope.add(map_id)
         self._skipped.discard(map_id)
@@ -269,7 +281,16 @@ class AnnotationSession:
         """
         if not self._history:
             return None
-        action = self._history.pop()
+        action = self._history[-1]
+
+        def still_mine(rows: list[LabelRow]) -> None:  # under the corpus lock, before the undo row is appended
+            now = self._pass_rows(rows).get(action.map_id)
+            if action.written is not None and (now is None or now.to_csv_dict() != action.written.to_csv_dict()):
+                # someone labelled the map after this click: undoing would erase their label, not this one
+                who = "retracted" if now is None else f"labelled {now.label!r} by {now.annotator}"
+                raise ValueError(f"map {action.map_id} was {who} after your label, in another session; nothing "
+                                 "was undone (their label stays).")
+
         prev = action.previous
         if prev is None:
             row = LabelRow(map_id=action.map_id, label=RETRACTED, annotator=self.annotator, method=self.method,
@@ -277,7 +298,8 @@ class AnnotationSession:
         else:
             row = LabelRow(map_id=action.map_id, label=prev.label, annotator=prev.annotator, method=prev.method,
                            pass_=prev.pass_, note=f"restored by {self.annotator} (undo)")
-        (written,) = append_labels(self.root, [row])
+        (written,) = append_labels(self.root, [row], check=still_mine)
+        self._history.pop()
         if prev is None:
             self._labels.pop(action.map_id, None)
         else:

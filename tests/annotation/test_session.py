@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from attnpatterns.annotation.corpus import RETRACTED, effective_labels, read_labels, read_maps
+from attnpatterns.annotation.corpus import RETRACTED, effective_labels, read_labels, read_map_index, read_maps
 from attnpatterns.annotation.session import AnnotationSession, heuristic_suggester
 from attnpatterns.constants import PATTERN_TYPES
 
@@ -50,8 +50,11 @@ def test_undo_appends_retraction_and_restores_previous(corpus):
     assert s.undo() is None and not s.can_undo
     assert len(read_labels(corpus)) == 4  # append-only: nothing deleted
 
-    # relabelling a map someone else labelled, then undoing, restores their label and provenance
+    # relabelling a map someone else labelled (once this session has seen it), then undoing, restores their label
     AnnotationSession(corpus, "bob", kind="raw").label("diagonal", map_id=a)
+    with pytest.raises(ValueError, match="labelled 'diagonal' by bob meanwhile"):
+        s.label("vertical", map_id=a)  # not seen yet: never written over
+    s.refresh()
     s.label("vertical", map_id=a)
     restored = s.undo()
     assert (restored.label, restored.annotator, restored.pass_) == ("diagonal", "bob", "first")
@@ -120,21 +123,39 @@ def test_heuristic_suggester_uses_segments(tmp_path):
 
 
 def test_two_sessions_concurrently(corpus):
+    """Two sessions working through the same queue at once: every map gets exactly one label, none written over
+    one its session had not seen (a refused click refreshes and goes on), and no row is lost."""
     sessions = [AnnotationSession(corpus, name) for name in ("alice", "bob")]
+    written = {"alice": 0, "bob": 0}
 
-    def work(s, labels):
-        for lab in labels:
-            s.label(lab, map_id=s.queue[0])
+    def work(s):
+        while s.queue:
+            try:
+                s.label(PATTERN_TYPES[len(s.queue) % 5], map_id=s.queue[0])
+                written[s.annotator] += 1
+            except ValueError:
+                s.refresh()
 
-    threads = [threading.Thread(target=work, args=(s, PATTERN_TYPES * 2)) for s in sessions]
+    threads = [threading.Thread(target=work, args=(s,)) for s in sessions]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     rows = read_labels(corpus)
-    assert len(rows) == 20
-    assert sum(r.annotator == "alice" for r in rows) == 10
-    assert all(r.label in PATTERN_TYPES for r in rows)
+    assert len(rows) == written["alice"] + written["bob"] == len(read_map_index(corpus))
+    assert len({r.map_id for r in rows}) == len(rows) and all(r.label in PATTERN_TYPES for r in rows)
+
+
+def test_undo_never_erases_a_label_written_after_it(corpus):
+    alice, bob = AnnotationSession(corpus, "alice"), AnnotationSession(corpus, "bob")
+    y = alice.current_id
+    alice.label("block", map_id=y)
+    bob.refresh()
+    bob.label("heterogeneous", map_id=y)  # bob has seen alice's label and changes it on purpose
+    with pytest.raises(ValueError, match="labelled 'heterogeneous' by bob after your label"):
+        alice.undo()
+    assert effective_labels(corpus)[y] == "heterogeneous" and alice.can_undo
+    assert len(read_labels(corpus)) == 2
 
 
 def test_bad_inputs(corpus):
