@@ -37,7 +37,7 @@ HOW_TO_READ = _prose("""
     are the heads kept by structured pruning in every seed; the <em>pruned model</em> is the fine-tuned model
     with only those heads switched on (not retrained). The question, after Prasanna et al. (2020), is whether
     super-survivors have more heterogeneous patterns than the rest of the model. Shares are pooled over
-    examples &times; heads; the bracketed ranges are 95% bootstrap intervals that resample <em>heads</em> (the
+    examples &times; heads; the bracketed ranges are {level} bootstrap intervals that resample <em>heads</em> (the
     maps of one head are not independent). P-values come from permutation tests that shuffle whole heads
     between the groups; <em>adjusted</em> p-values correct for the many types, kinds and tasks tested (Holm,
     unless stated otherwise). A small adjusted p (say &lt; 0.05) with an interval for the difference that
@@ -121,7 +121,9 @@ def build_report(
         + (f" from <code>{_e(source)}</code>" if source else "")
         + ".</p>"
     )
-    parts.append(f"<div class='howto'><h2>How to read this</h2><p>{HOW_TO_READ}</p></div>")
+    level = f"{100 * r.config.confidence_level:g}%"  # the level the intervals were computed at: 95%, 80%, 97.5%
+    how_to_read = HOW_TO_READ.replace("{level}", level)
+    parts.append(f"<div class='howto'><h2>How to read this</h2><p>{how_to_read}</p></div>")
     if r.notes:
         parts.append(
             "<div class='notes'><h3>Notes on the inputs</h3><ul>"
@@ -414,6 +416,7 @@ def _tests_section(r: ComparisonResult, task: str) -> str:
         out.append(f"<h4>{_e(comp)}: {_e(question)}</h4>")
         out.append(f"<p class='muted'>A = {_e(group_a)}; B = {_e(group_b)}.</p>")
         rows = []
+        significant: list[bool] = []  # per row: adj. p < 0.05, from the unrounded value (0.0497 shows as 0.050)
         skipped = 0
         for row in sub.itertuples(index=False):
             if row.test == "difference":
@@ -445,7 +448,8 @@ def _tests_section(r: ComparisonResult, task: str) -> str:
                     "method": row.method,
                 }
             )
-        out.append(_table(pd.DataFrame(rows), highlight_col="adj. p"))
+            significant.append(_finite(row.p_adjusted) and float(row.p_adjusted) < 0.05)
+        out.append(_table(pd.DataFrame(rows), highlight_col="adj. p", highlight=significant))
         if skipped:
             out.append(
                 f"<p class='muted'>{skipped} row(s) left out: types found in no map (or in every map) of "
@@ -596,16 +600,14 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
-def _table(frame: pd.DataFrame, highlight_col: str | None = None) -> str:
+def _table(frame: pd.DataFrame, highlight_col: str | None = None, highlight: Sequence[bool] = ()) -> str:
+    """An HTML table; ``highlight[i]`` marks row i's ``highlight_col`` cell as significant."""
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     body = []
-    for row in frame.itertuples(index=False):
+    for i, row in enumerate(frame.itertuples(index=False)):
         cells = []
         for col, value in zip(frame.columns, row):
-            cls = ""
-            if col == highlight_col and isinstance(value, str) and value not in ("–", ""):
-                p = 0.0 if value.startswith("<") else float(value)
-                cls = " class='sig'" if p < 0.05 else ""
+            cls = " class='sig'" if col == highlight_col and i < len(highlight) and highlight[i] else ""
             cells.append(f"<td{cls}>{_e(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (

@@ -153,3 +153,28 @@ def test_collect_run_errors(tmp_path):
         collect_run(tmp_path / "nope")
     with pytest.raises(AnalysisInputError, match="attnpatterns compare"):
         collect_run(tmp_path)
+
+
+def test_the_report_states_the_interval_level_and_marks_significance_unrounded():
+    """With --confidence 0.80 the text says 80%, not 95%; an adjusted p of 0.0497 (shown as 0.050) is marked
+    significant and one of 0.0503 (also 0.050) is not."""
+    import re
+    from dataclasses import replace
+
+    result = _result()
+    assert "95% bootstrap intervals" in build_report(result, figures=False)
+    assert "80% bootstrap intervals" in build_report(replace(result, config=replace(result.config,
+                                                                                    confidence_level=0.8)),
+                                                     figures=False)
+    tests = result.tests.copy()
+    rows = tests.index[(tests["test"] == "difference") & tests["p_value"].notna()][:2]
+    tests.loc[rows, "p_adjusted"] = [0.0497, 0.0503]
+    html = build_report(replace(result, tests=tests), figures=False)
+    marked = re.findall(r"<td( class='sig')?>0\.050</td>", html)
+    assert sorted(marked) == ["", " class='sig'"]
+
+
+def test_the_summary_does_not_say_no_heterogeneous_map_when_every_map_is_one():
+    full, pruned = full_and_pruned(lambda a, b, e: "heterogeneous")
+    result = compare([TaskInputs("toy", make_survivors(), full, survivors_table=pruned)], FAST)
+    assert "not testable: no map, or every map, heterogeneous" in result.summary()
