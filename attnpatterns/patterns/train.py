@@ -506,9 +506,11 @@ def train_run(
 ) -> tuple[TrainingResult, dict[str, Path]]:
     """What ``attnpatterns train`` does: a self-describing training run folder at ``output``.
 
-    The folder is cleared by :func:`attnpatterns.runfolder.open_run_folder` before anything is read or trained (a
-    folder it refuses is left untouched). Then the labelled maps are read (``data``: the project corpus by default;
-    any format of :func:`attnpatterns.patterns.io.load_labeled`, with extra label names from ``label_map``), the
+    A folder that holds anything but a training run is refused before anything is read (and left untouched). Then
+    the labelled maps are read (``data``: the project corpus by default; any format of
+    :func:`attnpatterns.patterns.io.load_labeled`, with extra label names from ``label_map``), their content digest
+    completes the run's fingerprint, and :func:`attnpatterns.runfolder.open_run_folder` clears the folder (another
+    training run is replaced only with ``overwrite``; this very run, finished, is refused: nothing to do). The
     classifier is cross-validated and fitted (:func:`train_classifier`) with every RNG seeded by ``config.seed``,
     and the checkpoint, reports and manifest are written; ``install_default`` also makes it the shipped default of
     its kind (with its cross-validation report). ``log`` receives the data summary and the CV report. ``preprocess``
@@ -519,13 +521,13 @@ def train_run(
     from attnpatterns.annotation.labels import DEFAULT_LABEL_MAP, read_label_map_file
     from attnpatterns.patterns.checkpoint import install_default_checkpoint
     from attnpatterns.patterns.io import load_labeled
-    from attnpatterns.runfolder import fingerprint, open_run_folder
+    from attnpatterns.runfolder import RunExistsError, check_output_folder, fingerprint, open_run_folder
     from attnpatterns.runtime import seed_everything
 
-    from attnpatterns.runfolder import RunExistsError
 
     output = Path(output)
     preprocess = preprocess or default_preprocess(kind)
+    check_output_folder(output, TRAINING_RUN, None, overwrite)  # a folder that is no training run: refused first
     mapping = read_label_map_file(label_map) if label_map else DEFAULT_LABEL_MAP
     dataset = load_labeled(data, format, kind, mapping, group_pattern)  # reads only: nothing written yet
     ident = {
