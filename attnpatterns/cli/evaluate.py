@@ -34,9 +34,9 @@ def evaluate(
     """Print per-class precision, recall and F1, macro-F1, Cohen's kappa and the confusion matrix of a checkpoint on
     DATA (kappa is the unit of the annotators' agreement, annotations/agreement.json)."""
     from attnpatterns.patterns import CheckpointError, KindMismatchError, evaluate_classifier, load_classifier
-    from attnpatterns.patterns.evaluate import open_evaluation_folder, report_title, save_evaluation
+    from attnpatterns.patterns.evaluate import EVALUATION_RUN, open_evaluation_folder, report_title, save_evaluation
     from attnpatterns.patterns.preprocess import MapError
-    from attnpatterns.runfolder import RunExistsError
+    from attnpatterns.runfolder import RunExistsError, check_output_folder
     from attnpatterns.runtime import resolve_device
 
     check_kind(kind)
@@ -48,11 +48,16 @@ def evaluate(
             classifier = load_classifier(None, kind=kind, device=torch_device)
         else:
             classifier = load_classifier(checkpoint, kind=kind, device=torch_device)
-        if output is not None:  # checked before the work: a folder it would refuse is never touched
-            folder = open_evaluation_folder(output, classifier, data, format, kind, label_map, overwrite)
+        if output is not None:  # checked before the work: a folder that holds no evaluation is never touched
+            check_output_folder(output, EVALUATION_RUN, None, overwrite)
     except (CheckpointError, KindMismatchError, ValueError, RunExistsError) as err:
         raise fail(str(err))
     dataset = load_data(data, format, kind or classifier.kind, label_map, None)
+    try:
+        if output is not None:  # the labels read are part of the report's identity (changed labels: another one)
+            folder = open_evaluation_folder(output, classifier, data, format, kind, label_map, overwrite, dataset)
+    except RunExistsError as err:
+        raise fail(str(err))
     try:
         report = evaluate_classifier(classifier, dataset, batch_size=batch_size)
     except (KindMismatchError, MapError, ValueError) as err:

@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> None:
                       config=TrainConfig(allow_empty_classes=True, cv_repeats=CV_REPEATS),
                       device=device, overwrite=True, install_default=True, log=print)
         classifier = load_default_checkpoint(kind, device=device)
-        folder = open_evaluation_folder(default_checkpoint_path(kind) / TESTSET_REPORT_DIR, classifier, TESTSET_DIR,
-                                        kind=kind, overwrite=True)
         dataset = load_labeled(TESTSET_DIR, "auto", kind, DEFAULT_LABEL_MAP)
+        folder = open_evaluation_folder(default_checkpoint_path(kind) / TESTSET_REPORT_DIR, classifier, TESTSET_DIR,
+                                        kind=kind, overwrite=True, dataset=dataset)
         report = evaluate_classifier(classifier, dataset)
         report.title = report_title(classifier, dataset.source, kind)
         save_evaluation(report, folder, "default", TESTSET_DIR, kind)

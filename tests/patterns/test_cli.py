@@ -161,3 +161,18 @@ def test_train_never_replaces_a_finished_checkpoint_without_overwrite(tsv_folder
     assert changed.exit_code != 0 and "--overwrite" in changed.output
     assert (out / "checkpoint" / "model.safetensors").read_bytes() == weights
     assert invoke(*args, "--overwrite").exit_code == 0
+
+
+@pytest.mark.filterwarnings("ignore:this classifier reads the maps' segment ids")  # loose .npy maps: none
+def test_an_evaluation_of_other_labels_never_replaces_the_report_without_overwrite(tsv_folder, tmp_path):
+    out = tmp_path / "eval"
+    args = ("evaluate", "default", tsv_folder, "--kind", "normed", "-o", out)
+    assert invoke(*args).exit_code == 0
+    report = (out / "report.json").read_bytes()
+    assert invoke(*args).exit_code == 0  # the same labels: the same report again
+    lines = (tsv_folder / "labels.tsv").read_text().splitlines()
+    name, _ = lines[0].split("\t")
+    (tsv_folder / "labels.tsv").write_text("\n".join([f"{name}\tBlock", *lines[1:]]) + "\n")
+    changed = invoke(*args)
+    assert changed.exit_code != 0 and "--overwrite" in changed.output
+    assert (out / "report.json").read_bytes() == report
