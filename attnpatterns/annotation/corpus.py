@@ -305,9 +305,9 @@ def read_arrays(root: str | Path = DEFAULT_CORPUS_DIR, map_ids: Iterable[str] | 
             wanted = keys if map_ids is None else [m for m in map_ids if m in keys]
             for key in wanted:
                 out[key] = np.asarray(f.get_tensor(key), dtype=np.float32)
-    except Exception as err:  # safetensors' own error type for a truncated or garbled file
-        if isinstance(err, (KeyboardInterrupt, MemoryError)):
-            raise
+    except MemoryError:
+        raise
+    except Exception as err:  # safetensors' own error type (and OSError) for a truncated or garbled file
         raise CorpusError(f"{path} cannot be read ({err}); restore {MAPS_FILE} from version control or a "
                           "backup") from err
     return out
