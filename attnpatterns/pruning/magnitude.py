@@ -80,27 +80,24 @@ class MagnitudeConfig:
         return cls(**{"pool": "weights", **data})  # a config saved without a pool is from before pools: weights
 
 
-#: Prasanna et al.'s ``parameters_to_prune``, per layer, as (adapter linear, parameter), in their order.
-_PRASANNA2020 = (("key", "weight"), ("key", "bias"), ("query", "weight"), ("query", "bias"), ("value", "weight"),
-                 ("value", "bias"), ("attn_out", "weight"), ("attn_out", "bias"), ("ffn_in", "weight"),
-                 ("ffn_in", "bias"), ("ffn_out", "weight"))
+#: Each pool's parameters in one layer, as the names of ``adapter.mask_targets()`` after ``layerN.``, in pool order:
+#: ``weights`` in the adapter's order, ``prasanna2020`` in the order of Prasanna et al.'s ``parameters_to_prune``.
+_POOL_PARTS = {
+    "weights": ("query", "key", "value", "attn_out", "ffn_in", "ffn_out"),
+    "prasanna2020": ("key", "key.bias", "query", "query.bias", "value", "value.bias", "attn_out", "attn_out.bias",
+                     "ffn_in", "ffn_in.bias", "ffn_out"),
+}
 
 
 def encoder_weights(model: nn.Module, pool: str = DEFAULT_POOL) -> dict[str, torch.Tensor]:
-    """The prunable parameters of ``pool``, by mask name (``layer0.key``, ``layer0.key.bias``, ...), in pool order."""
-    adapter = get_adapter(model)
-    if pool == "weights":
-        return {name: linear.weight for name, linear in adapter.encoder_linear_weights()}
-    if pool != "prasanna2020":
+    """The prunable parameters of ``pool``, by mask name (``layer0.key``, ``layer0.key.bias``, ...), in pool order
+    (a linear without a bias has none to prune)."""
+    if pool not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {pool!r}.")
-    out = {}
-    for layer in range(adapter.num_layers):
-        mods = adapter.layer(layer)
-        for linear, attribute in _PRASANNA2020:
-            parameter = getattr(getattr(mods, linear), attribute)
-            if parameter is not None:  # a linear without a bias has none to prune
-                out[f"layer{layer}.{linear}" + (".bias" if attribute == "bias" else "")] = parameter
-    return out
+    adapter = get_adapter(model)
+    targets = adapter.mask_targets()
+    names = [f"layer{layer}.{part}" for layer in range(adapter.num_layers) for part in _POOL_PARTS[pool]]
+    return {name: getattr(*targets[name]) for name in names if name in targets}
 
 
 def global_magnitude_step(
