@@ -362,7 +362,7 @@ def check_same_examples(tables: Iterable[tuple[str, PatternTable]], kind: str) -
     tasks)."""
     tables = list(tables)
     ref_name, ref = tables[0]
-    ref_inputs = _inputs_of(ref)
+    ref_inputs, ref_ids = _inputs_of(ref), ref.example_ids(kind)
     for name, table in tables[1:]:
         inputs = _inputs_of(table)
         for what, label in (("texts", "texts"), ("file", "input files"), ("max_length", "--max-length")):
@@ -372,8 +372,6 @@ def check_same_examples(tables: Iterable[tuple[str, PatternTable]], kind: str) -
                     f"({_short(inputs[what])} and {_short(ref_inputs[what])}); extract every condition from the "
                     "same input texts with the same --max-length, or allow different examples"
                 )
-    ref_ids = ref.example_ids(kind)
-    for name, table in tables[1:]:
         ids = table.example_ids(kind)
         if ids != ref_ids:
             only_a, only_b = sorted(ref_ids - ids), sorted(ids - ref_ids)
