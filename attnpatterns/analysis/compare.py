@@ -236,7 +236,8 @@ class ComparisonResult:
                     if not pick.empty:
                         row = pick.iloc[0]
                         p = row["p_adjusted"]
-                        tested = f"adj. p = {p:.3g}" if not math.isnan(p) else "not testable: no map, or every map, heterogeneous"
+                        tested = (f"adj. p = {p:.3g}" if not math.isnan(p)
+                                  else "not testable: no map, or every map, heterogeneous")
                         line += f"; {row['comparison']} {100 * row['estimate']:+.1f} pp, {tested}"
                 lines.append(line)
         return "\n".join(lines)
