@@ -258,14 +258,13 @@ def open_evaluation_folder(
     writing nothing: call it before the evaluation so that a folder it refuses costs no work. ``dataset``, the
     labelled set as read, puts its content in the fingerprint: a report of other labels (the same path, labels
     changed since) is not replaced without ``overwrite``."""
-    from attnpatterns.patterns.train import dataset_digest
     from attnpatterns.runfolder import fingerprint, open_run_folder
 
     ident = {"checkpoint": classifier.metadata.get("weights_sha256"), "data": str(Path(data).resolve()),
              "format": format, "kind": kind or classifier.kind,
              "label_map": None if label_map is None else str(label_map)}
     if dataset is not None:
-        ident["maps"] = dataset_digest(dataset)
+        ident["maps"] = dataset.digest()
     return open_run_folder(output, EVALUATION_RUN, fingerprint(ident), overwrite)
 
 

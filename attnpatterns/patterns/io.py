@@ -21,6 +21,7 @@ group (or the whole match) of the pattern searched in its name.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -76,6 +77,16 @@ class LabeledSet:
     def y(self) -> np.ndarray:
         """Class indices into :data:`PATTERN_TYPES`, shape (N,)."""
         return np.array([PATTERN_TYPES.index(lab) for lab in self.labels], dtype=np.int64)
+
+    def digest(self) -> str:
+        """sha256 of the set's content: names, labels, groups, segment ids and the arrays' bytes, in order (what
+        training and evaluation runs put in their fingerprints, so that changed labels make another run)."""
+        digest = hashlib.sha256()
+        segments = self.segments or [None] * len(self.names)
+        for name, label, group, array, seg in zip(self.names, self.labels, self.groups, self.arrays, segments):
+            digest.update(json.dumps([name, label, group, seg, list(np.shape(array))]).encode())
+            digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+        return digest.hexdigest()
 
     def class_counts(self) -> dict[str, int]:
         counts = Counter(self.labels)

@@ -23,8 +23,6 @@ Maps are featurised once (:mod:`attnpatterns.patterns.preprocess`) and the featu
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -477,17 +475,6 @@ def train_classifier(
 
 
 
-def dataset_digest(dataset) -> str:
-    """sha256 of a labelled set's content: names, labels, groups, segment ids and the arrays' bytes, in order."""
-    digest = hashlib.sha256()
-    segments = dataset.segments or [None] * len(dataset.names)
-    for name, label, group, array, seg in zip(dataset.names, dataset.labels, dataset.groups, dataset.arrays,
-                                              segments):
-        digest.update(json.dumps([name, label, group, seg, list(np.shape(array))]).encode())
-        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
-    return digest.hexdigest()
-
-
 def train_run(
     output: str | Path,
     kind: str,
@@ -534,7 +521,7 @@ def train_run(
         "kind": kind, "data": None if data is None else str(Path(data).resolve()), "format": format,
         "label_map": None if label_map is None else str(label_map), "group_pattern": group_pattern,
         "train": config.to_dict(), "model": model.to_dict(), "preprocess": preprocess.to_dict(),
-        "skip_cv": not cross_validate, "maps": dataset_digest(dataset),  # changed labels or maps: another run
+        "skip_cv": not cross_validate, "maps": dataset.digest(),  # changed labels or maps: another run
     }
     folder = open_run_folder(output, TRAINING_RUN, fingerprint(ident), overwrite)
     if folder.state == "complete":
