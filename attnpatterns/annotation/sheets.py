@@ -241,8 +241,9 @@ def import_labels(root: str | Path, tsv: str | Path, annotator: str, method: str
     Every row is checked first; if any label is unknown, any map id is not in the corpus, one map id has rows with
     different labels or a row has a value past the header's last column (a label typed one tab too far), nothing is
     written and the ``ValueError`` lists every bad row with its line number (rows repeating a map id with the same
-    label are imported once and listed in ``collapsed``). Rows with an empty label are skipped. An optional ``note`` column is kept with each row (after ``note``, which applies to every row). In the
-    second pass, maps whose first label came from the same annotator are refused (the passes must be independent).
+    label are imported once and listed in ``collapsed``). Rows with an empty label are skipped. An optional
+    ``note`` column is kept with each row (after ``note``, which applies to every row). In the second pass, maps
+    whose first label came from the same annotator are refused (the passes must be independent).
     """
     if not method.strip():
         raise ValueError("say how the labels were made (--method), e.g. 'agent viewed exported sheets'")
